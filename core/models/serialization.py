@@ -1,0 +1,134 @@
+"""Deployable model directories: ``model.safetensors`` (generator weights) + ``config.json``.
+
+``config.json`` holds ``{"format": "stylepass-model", "version": 1, "model": {...model config...}}``.
+Only safetensors files are read; anything else (pickles from torch.save, .pt/.ckpt/.bin files) is
+refused before a single byte is deserialised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import ModelConfig, build_generator, model_config_from_dict, model_config_to_dict
+
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "config.json"
+FORMAT_NAME = "stylepass-model"
+FORMAT_VERSION = 1
+# A safetensors header is at most 100 MB (the library's own limit).
+_MAX_HEADER = 100_000_000
+
+
+class ModelFileError(ValueError):
+    """A model file or directory is missing, malformed, or not safetensors."""
+
+
+def check_safetensors_file(path: Path) -> None:
+    """Raise ModelFileError unless `path` starts like a safetensors file.
+
+    A safetensors file is an 8-byte little-endian header length N, then N bytes of JSON starting
+    with '{'. Pickles (torch.save) start with 0x80 or are zip archives ('PK').
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model weights not found: {path}")
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    size = path.stat().st_size
+    header_len = struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else -1
+    if len(head) < 9 or head[8:9] != b"{" or not 0 < header_len <= min(_MAX_HEADER, size - 8):
+        kind = "a pickle/zip (torch.save) file" if head[:1] == b"\x80" or head[:2] == b"PK" else "not safetensors"
+        raise ModelFileError(
+            f"refusing to load {path}: it is {kind}. Stylepass only loads safetensors weights "
+            "(never pickles); convert it with safetensors.torch.save_file(state_dict, "
+            f"'{MODEL_WEIGHTS}') in a trusted environment."
+        )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON to `path` via a temp file in the same folder + os.replace."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """save_file to a temp file in the same folder, then os.replace onto `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        save_file(contiguous, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load a safetensors file after :func:`check_safetensors_file`."""
+    check_safetensors_file(Path(path))
+    return load_file(str(path), device=str(device))
+
+
+def save_model(model: nn.Module, config: ModelConfig, directory: Path) -> Path:
+    """Write a deployable model dir (weights + config), each file atomically. Returns the dir."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tensors_atomic(directory / MODEL_WEIGHTS, model.state_dict())
+    write_json_atomic(
+        directory / MODEL_CONFIG,
+        {"format": FORMAT_NAME, "version": FORMAT_VERSION, "model": model_config_to_dict(config)},
+    )
+    return directory
+
+
+def read_model_config(directory: Path) -> ModelConfig:
+    """Parse ``config.json`` of a model dir (strict: unknown keys are errors)."""
+    path = Path(directory) / MODEL_CONFIG
+    if not path.is_file():
+        raise ModelFileError(f"{path} not found: a model dir holds {MODEL_WEIGHTS} and {MODEL_CONFIG}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelFileError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME or "model" not in data:
+        raise ModelFileError(f"{path} is not a stylepass model config (format {FORMAT_NAME!r})")
+    if data.get("version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: unsupported version {data.get('version')!r}, expected {FORMAT_VERSION}")
+    return model_config_from_dict(data["model"])
+
+
+def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
+    """Load a model dir: returns the generator in eval mode on `device`, and its config."""
+    directory = Path(directory)
+    config = read_model_config(directory)
+    model = build_generator(config)
+    state = load_tensors(directory / MODEL_WEIGHTS)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        raise ModelFileError(f"{directory / MODEL_WEIGHTS} does not match {MODEL_CONFIG}: {error}") from None
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{directory / MODEL_WEIGHTS} does not match {MODEL_CONFIG}: "
+            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    return model.to(device).eval(), config

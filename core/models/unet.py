@@ -1,0 +1,99 @@
+"""pix2pix U-Net generator (Isola et al. 2017), fully convolutional and deterministic at inference.
+
+Differences from the paper: no batch norm and no dropout (the same frame always gives the same
+output, train or eval mode alike); parameter-free normalisation from :mod:`.norms`; bilinear
+upsampling + 3x3 convolution instead of transposed convolutions (no checkerboard artefacts).
+Any input size works: the input is padded to a multiple of 2^depth and the output cropped back.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .norms import make_norm
+from .padding import crop_to, pad_to_multiple
+
+
+def level_width(base_width: int, level: int, max_multiplier: int = 8) -> int:
+    """Channels at U-Net level `level` (0 = full resolution): base * 2^level, capped at base * 8."""
+    return base_width * min(2**level, max_multiplier)
+
+
+class DownBlock(nn.Module):
+    """Stride-2 4x4 convolution, norm, LeakyReLU(0.2): (B, C_in, H, W) -> (B, C_out, H/2, W/2)."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1)
+        self.norm = make_norm(norm, out_channels)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class UpBlock(nn.Module):
+    """Bilinear x2 upsample, concat skip, 3x3 conv, norm, ReLU: -> (B, C_out, 2H, 2W)."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, norm: str) -> None:
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.conv = nn.Conv2d(in_channels + skip_channels, out_channels, 3, padding=1)
+        self.norm = make_norm(norm, out_channels)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(torch.cat([self.up(x), skip], dim=1))))
+
+
+class UNetGenerator(nn.Module):
+    """U-Net styliser: image (+ optional G-buffers) -> stylised image, model range [0, 1].
+
+    forward(image (B, 3, H, W) in [0, 1], gbuffers (B, C_g, H, W) or None, material_id ignored)
+    returns (B, 3, H, W) in (0, 1) (sigmoid output). With `gbuffer_channels` > 0 the G-buffers are
+    concatenated to the image as extra input channels.
+    """
+
+    def __init__(
+        self, base_width: int = 64, depth: int = 7, gbuffer_channels: int = 0, norm: str = "channel"
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"U-Net depth must be >= 1, got {depth}")
+        self.depth = depth
+        self.multiple = 2**depth  # inputs are padded to a multiple of this
+        self.gbuffer_channels = gbuffer_channels
+        in_channels = 3 + gbuffer_channels
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, base_width, 3, padding=1), nn.LeakyReLU(0.2))
+        widths = [level_width(base_width, level) for level in range(depth + 1)]
+        self.downs = nn.ModuleList(
+            DownBlock(widths[level], widths[level + 1], norm) for level in range(depth)
+        )
+        self.ups = nn.ModuleList(
+            UpBlock(widths[level + 1], widths[level], widths[level], norm)
+            for level in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(base_width, 3, 3, padding=1)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        gbuffers: torch.Tensor | None = None,
+        material_id: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        del material_id  # the U-Net does not use per-material streams
+        x = image
+        if self.gbuffer_channels:
+            if gbuffers is None or gbuffers.shape[1] != self.gbuffer_channels:
+                got = None if gbuffers is None else gbuffers.shape[1]
+                raise ValueError(f"expected {self.gbuffer_channels} G-buffer channels, got {got}")
+            x = torch.cat([image, gbuffers.to(image.dtype)], dim=1)
+        x, size = pad_to_multiple(x, self.multiple)
+        skips = [self.stem(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        h = skips.pop()
+        for up in self.ups:
+            h = up(h, skips.pop())
+        return crop_to(torch.sigmoid(self.head(h)), size)
