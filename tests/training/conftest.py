@@ -1,0 +1,141 @@
+"""Fixtures: a tiny synthetic paired dataset written as real files.
+
+Inputs are G-buffer EXRs in a simple test layout (channels R/G/B beauty, albedo.R/G/B,
+normal.X/Y/Z, depth.Z, material.I) read back by :func:`read_test_gbuffer`; targets are real PNG
+(sRGB 8-bit) and EXR (linear) files read by the dataset's own target reader. The target is a fixed
+colour restyle of the beauty, so a generator can learn it in a few dozen steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import OpenEXR
+import pytest
+from PIL import Image
+
+TRAIN_FRAMES = 4
+VAL_FRAMES = 2
+FRAME_HEIGHT, FRAME_WIDTH = 40, 48
+
+
+def restyle(beauty: np.ndarray) -> np.ndarray:
+    """The synthetic 'style': swap and warm the channels of a linear image (3, H, W)."""
+    return np.stack([0.9 * beauty[1] + 0.1, 0.6 * beauty[2], 0.3 * beauty[0] + 0.05])
+
+
+def make_frame(rng: np.random.Generator, height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH) -> SimpleNamespace:
+    """A random but smooth G-buffer frame with the attributes of GBufferFrame."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    phases = rng.uniform(0, 6.28, size=(3, 2))
+    freqs = rng.uniform(0.05, 0.3, size=(3, 2))
+    beauty = np.stack(
+        [0.6 + 0.5 * np.sin(freqs[c, 0] * yy + phases[c, 0]) * np.cos(freqs[c, 1] * xx + phases[c, 1]) for c in range(3)]
+    ).astype(np.float32)
+    beauty = np.clip(beauty, 0.0, None)
+    valid = np.ones((height, width), dtype=bool)
+    valid[:3, :5] = False
+    normal = np.stack([np.sin(0.1 * xx), np.cos(0.1 * xx), np.zeros_like(xx)]).astype(np.float32)
+    depth = (1.0 + 0.05 * yy).astype(np.float32)
+    material = (1 + (xx // 12).astype(np.int32) % 3).astype(np.int32)
+    for arr in (normal, depth):
+        arr[..., ~valid] = 0.0
+    material[~valid] = 0
+    return SimpleNamespace(
+        beauty=beauty,
+        albedo=np.clip(beauty * 0.8, 0, 1).astype(np.float32),
+        normal=normal,
+        depth=depth,
+        valid=valid,
+        material_id=material,
+        motion=None,
+        meta={},
+    )
+
+
+def write_test_gbuffer(path: Path, frame: SimpleNamespace) -> None:
+    """Write a frame as a single-part EXR in the test layout."""
+    channels = {c: frame.beauty[i] for i, c in enumerate("RGB")}
+    channels.update({f"albedo.{c}": frame.albedo[i] for i, c in enumerate("RGB")})
+    channels.update({f"normal.{c}": frame.normal[i] for i, c in enumerate("XYZ")})
+    channels["depth.Z"] = frame.depth
+    channels["material.I"] = frame.material_id.astype(np.float32)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(header, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in channels.items()}).write(str(path))
+
+
+def read_test_gbuffer(path: Path) -> SimpleNamespace:
+    """Read a frame written by :func:`write_test_gbuffer`."""
+    with OpenEXR.File(str(path), separate_channels=True) as exr:
+        ch = {k: np.array(v.pixels, dtype=np.float32) for k, v in exr.channels().items()}
+    material = ch["material.I"].astype(np.int32)
+    depth = ch["depth.Z"]
+    return SimpleNamespace(
+        beauty=np.stack([ch[c] for c in "RGB"]),
+        albedo=np.stack([ch[f"albedo.{c}"] for c in "RGB"]),
+        normal=np.stack([ch[f"normal.{c}"] for c in "XYZ"]),
+        depth=depth,
+        valid=depth > 0,
+        material_id=material,
+        motion=None,
+        meta={},
+    )
+
+
+def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
+    """Linear [0, 1] (3, H, W) to 8-bit sRGB (H, W, 3)."""
+    x = np.clip(linear, 0.0, 1.0)
+    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return np.round(srgb * 255.0).astype(np.uint8).transpose(1, 2, 0)
+
+
+def build_dataset(root: Path, seed: int = 0) -> Path:
+    """Write the synthetic paired dataset to `root` (train targets PNG, val targets EXR)."""
+    rng = np.random.default_rng(seed)
+    (root / "frames").mkdir(parents=True)
+    (root / "targets").mkdir()
+    lines = []
+    for index in range(TRAIN_FRAMES + VAL_FRAMES):
+        split = "train" if index < TRAIN_FRAMES else "val"
+        frame = make_frame(rng)
+        write_test_gbuffer(root / "frames" / f"{index:04d}.exr", frame)
+        target = restyle(frame.beauty)
+        if split == "train":
+            target_name = f"targets/{index:04d}.png"
+            Image.fromarray(linear_to_srgb8(target)).save(root / target_name)
+        else:
+            target_name = f"targets/{index:04d}.exr"
+            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+            OpenEXR.File(header, {"RGB": np.ascontiguousarray(target.transpose(1, 2, 0), dtype=np.float32)}).write(
+                str(root / target_name)
+            )
+        lines.append(json.dumps({"input": f"frames/{index:04d}.exr", "target": target_name, "split": split, "scene": f"s{index % 2}"}))
+    (root / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def paired_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny paired dataset folder shared by the tests (read-only)."""
+    return build_dataset(tmp_path_factory.mktemp("dataset"))
+
+
+@pytest.fixture(scope="session")
+def gbuffer_reader():
+    """The reader of the test G-buffer layout (a FrameReader)."""
+    return read_test_gbuffer
+
+
+@pytest.fixture()
+def frame_factory():
+    """make_frame(rng, height, width) -> a synthetic GBufferFrame-like object."""
+    return make_frame
+
+
+@pytest.fixture(scope="session")
+def style():
+    """The synthetic style: linear beauty (3, H, W) -> linear target (3, H, W)."""
+    return restyle

@@ -1,0 +1,105 @@
+"""Losses and metrics against known values; VGG/LPIPS from local random-weight files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from stylepass.training import cartoon
+from stylepass.training.losses import discriminator_loss, generator_adversarial_loss, total_variation
+from stylepass.training.metrics import psnr, ssim
+from stylepass.training.perceptual import LPIPS, RELU_TAPS, MissingWeightsError, PerceptualLoss, build_vgg16_features
+
+
+def test_psnr_and_ssim_known_values() -> None:
+    target = torch.full((2, 3, 16, 16), 0.5)
+    prediction = target + torch.tensor([0.1, 0.01])[:, None, None, None]
+    torch.testing.assert_close(psnr(prediction, target), torch.tensor([20.0, 40.0]), rtol=1e-4, atol=1e-3)
+    assert math.isinf(psnr(target, target)[0].item())
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32)
+    noisy = [(image + s * torch.randn_like(image)).clamp(0, 1) for s in (0.02, 0.1, 0.3)]
+    scores = [ssim(n, image).item() for n in noisy]
+    torch.testing.assert_close(ssim(image, image), torch.ones(1))
+    assert scores[0] > scores[1] > scores[2] > 0
+    assert ssim(torch.rand(1, 3, 5, 4), torch.rand(1, 3, 5, 4)).shape == (1,)  # smaller than the window
+
+
+def test_adversarial_losses() -> None:
+    real, fake = torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
+    assert discriminator_loss(real, fake, "lsgan").item() == 0.0
+    assert generator_adversarial_loss(fake, "lsgan").item() == 1.0
+    assert discriminator_loss(real, -fake - 1, "hinge").item() == 0.0
+    assert generator_adversarial_loss(fake + 2, "hinge").item() == -2.0
+    with pytest.raises(ValueError, match="allowed: lsgan, hinge"):
+        discriminator_loss(real, fake, "wgan")
+
+
+def test_total_variation_and_cartoon_representations() -> None:
+    flat = torch.full((1, 3, 12, 12), 0.4)
+    assert total_variation(flat).item() == 0.0
+    stripes = torch.zeros(1, 3, 4, 4)
+    stripes[..., ::2] = 1.0
+    assert total_variation(stripes).item() == 1.0
+    torch.testing.assert_close(cartoon.guided_filter(flat, flat), flat)
+    assert cartoon.texture(flat).abs().max() < 1e-6
+    torch.manual_seed(0)
+    noisy = (flat + 0.1 * torch.randn_like(flat)).clamp(0, 1)
+    assert cartoon.surface_loss(noisy, noisy).item() == 0.0
+    assert cartoon.texture_loss(noisy, flat).item() > 0.01
+    # The surface smooths fine noise away from a strong edge and keeps the edge's two levels.
+    step_image = torch.full((1, 3, 48, 48), 0.2)
+    step_image[..., 24:] = 0.8
+    noise = 0.05 * torch.randn_like(step_image)
+    smoothed = cartoon.surface(step_image + noise)
+    assert smoothed[..., :10].std() < noise[..., :10].std() / 3
+    assert (smoothed[..., :10].mean() - 0.2).abs() < 0.02 and (smoothed[..., 38:].mean() - 0.8).abs() < 0.02
+
+
+def write_vgg(path: Path, last_index: int, with_lins: bool = False) -> None:
+    torch.manual_seed(0)
+    state = {f"features.{k}": v for k, v in build_vgg16_features(last_index).state_dict().items()}
+    if with_lins:
+        widths = (64, 128, 256, 512, 512)
+        state.update({f"lin{k}.weight": torch.rand(1, w, 1, 1) for k, w in enumerate(widths)})
+    save_file(state, str(path))
+
+
+def test_perceptual_loss_from_local_weights(tmp_path: Path) -> None:
+    weights = tmp_path / "vgg.safetensors"
+    write_vgg(weights, RELU_TAPS[1])
+    loss = PerceptualLoss(weights, taps=RELU_TAPS[:2])
+    a, b = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24, requires_grad=True)
+    assert loss(a, a).item() == 0.0
+    value = loss(b, a)
+    value.backward()
+    assert value.item() > 0 and b.grad is not None and b.grad.abs().sum() > 0
+    with pytest.raises(MissingWeightsError, match="lacks VGG16 layers: features.10.weight"):
+        PerceptualLoss(weights, taps=RELU_TAPS[:3])
+
+
+def test_missing_or_pickled_weights_are_explained(tmp_path: Path) -> None:
+    with pytest.raises(MissingWeightsError, match="not found.*never downloads weights"):
+        PerceptualLoss(tmp_path / "absent.safetensors")
+    pickled = tmp_path / "vgg16.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, pickled)
+    with pytest.raises(MissingWeightsError, match="refusing to load"):
+        PerceptualLoss(pickled)
+
+
+def test_lpips_from_local_weights(tmp_path: Path) -> None:
+    weights = tmp_path / "lpips.safetensors"
+    write_vgg(weights, RELU_TAPS[-1], with_lins=True)
+    lpips = LPIPS(weights)
+    torch.manual_seed(1)
+    a = torch.rand(2, 3, 32, 32)
+    near, far = (a + 0.02 * torch.randn_like(a)).clamp(0, 1), torch.rand(2, 3, 32, 32)
+    assert lpips(a, a).abs().max() < 1e-6
+    assert (lpips(a, near) < lpips(a, far)).all()
+    write_vgg(weights, RELU_TAPS[-1], with_lins=False)
+    with pytest.raises(MissingWeightsError, match="lacks the LPIPS linear layers: lin0.weight"):
+        LPIPS(weights)

@@ -1,0 +1,94 @@
+"""``stylepass train`` / ``export-model`` through argparse, as the main CLI wires them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+
+import stylepass.training.trainer as trainer_module
+from stylepass.core.models import load_model
+from stylepass.core.models.config import build_generator
+from stylepass.core.models.serialization import load_tensors
+from stylepass.training.checkpoint import latest_checkpoint
+from stylepass.training.cli import EXIT_BAD_INPUT, EXIT_OK, register
+
+CONFIG = """
+[model]
+family = "rad"
+widths = [8, 8]
+blocks = [1, 1]
+gbuffer_widths = [4, 4]
+gbuffer_passes = ["albedo", "normal"]
+
+[train]
+steps = 100
+batch_size = 2
+crop_size = 32
+num_workers = 0
+val_every = 0
+
+[loss]
+adversarial = 0.0
+"""
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="stylepass")
+    register(parser.add_subparsers(required=True))
+    args = parser.parse_args(list(argv))
+    return args.handler(args)
+
+
+@pytest.fixture()
+def cli_env(tmp_path: Path, paired_dataset: Path, gbuffer_reader, monkeypatch: pytest.MonkeyPatch):
+    """A config file, and the test G-buffer reader in place of the default one."""
+    monkeypatch.setattr(trainer_module, "default_frame_reader", gbuffer_reader)
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG)
+    return config, paired_dataset
+
+
+def test_train_then_export_a_deployable_model(cli_env, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config, data = cli_env
+    run, model_dir = tmp_path / "run", tmp_path / "model"
+    assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "5") == EXIT_OK
+    assert "step 5" in capsys.readouterr().out
+    assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "8", "--resume") == EXIT_OK
+    assert latest_checkpoint(run).name == "step-00000008"
+    assert run_cli("export-model", str(run), "--out", str(model_dir)) == EXIT_OK
+    model, model_config = load_model(model_dir)
+    reference = build_generator(model_config).eval()
+    reference.load_state_dict(load_tensors(latest_checkpoint(run) / "generator.safetensors"))
+    x = (torch.rand(1, 3, 13, 21), torch.rand(1, 7, 13, 21), torch.randint(0, 5, (1, 13, 21)))
+    with torch.no_grad():
+        assert torch.equal(model(*x), reference(*x))
+
+
+def test_bad_inputs_exit_with_a_message(cli_env, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config, data = cli_env
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "2"]
+
+    def fails_with(messages: str | tuple[str, ...], *argv: str) -> None:
+        assert run_cli(*argv) == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        for message in (messages,) if isinstance(messages, str) else messages:
+            assert message in err
+
+    bad_config = tmp_path / "bad.toml"
+    bad_config.write_text("[train]\nstepz = 3\n")
+    fails_with("unknown key(s) in [train]: stepz; allowed: steps", "train", str(bad_config), *common)
+    fails_with("nothing to resume", "train", str(config), *common, "--resume")
+    assert run_cli("train", str(config), *common) == EXIT_OK
+    fails_with("already holds a run with checkpoints: pass --resume", "train", str(config), *common)
+    changed = tmp_path / "changed.toml"
+    changed.write_text(CONFIG.replace("widths = [8, 8]", "widths = [8, 16]"))
+    fails_with(("differs from the one", "in: model.widths;"), "train", str(changed), *common, "--resume")
+    fails_with("not a paired dataset", "train", str(config), "--data", str(tmp_path), "--out", str(tmp_path / "r2"), "--device", "cpu")
+    fails_with("--steps must be >= 1", "train", str(config), *common[:-1], "0")
+    fails_with("is not a training run", "export-model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"))
+    if not torch.cuda.is_available():
+        fails_with("CUDA is not available", "train", str(config), "--data", str(data), "--out", str(run), "--device", "cuda")

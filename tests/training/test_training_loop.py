@@ -1,0 +1,120 @@
+"""The training loop end to end on the tiny synthetic dataset (CPU, a few dozen steps)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stylepass.training.checkpoint import latest_checkpoint
+from stylepass.training.config import TrainConfig, config_from_dict
+from stylepass.training.run_log import read_metrics
+from stylepass.training.trainer import NonFiniteLossError, train
+
+MODELS = {
+    "unet": {"family": "unet", "base_width": 8, "depth": 3, "gbuffer_passes": ["albedo"]},
+    "rad": {"family": "rad", "widths": [8, 16], "blocks": [1, 1], "gbuffer_widths": [8, 8], "num_materials": 4},
+}
+CPU = torch.device("cpu")
+
+
+def tiny_config(family: str, steps: int, **train_overrides) -> TrainConfig:
+    train_section = {
+        "steps": steps, "batch_size": 4, "crop_size": 32, "num_workers": 0, "log_every": 5,
+        "val_every": 20, "checkpoint_every": 10, "lr_g": 2e-3, "lr_d": 2e-4,
+    } | train_overrides
+    return config_from_dict(
+        {
+            "model": MODELS[family],
+            "train": train_section,
+            "loss": {"l1": 100.0, "adversarial": 1.0},
+            "discriminator": {"base_width": 8, "n_layers": 2},
+        }
+    )
+
+
+class CountingReader:
+    """Wraps a frame reader; runs `action(call_number, frame)` on every call (main process)."""
+
+    def __init__(self, reader, action) -> None:
+        self.reader, self.action, self.calls = reader, action, 0
+
+    def __call__(self, path: Path):
+        self.calls += 1
+        frame = self.reader(path)
+        self.action(self.calls, frame)
+        return frame
+
+
+@pytest.mark.parametrize("family", MODELS)
+def test_training_lowers_loss_and_raises_validation_psnr(family: str, paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = train(tiny_config(family, 40), paired_dataset, run, CPU, frame_reader=gbuffer_reader)
+    assert (result.step, result.interrupted) == (40, False)
+    assert result.checkpoint == latest_checkpoint(run) and result.checkpoint.name == "step-00000040"
+    records = read_metrics(run)
+    l1 = [r["loss/l1"] for r in records if "loss/l1" in r]
+    val_psnr = [(r["step"], r["val/psnr"]) for r in records if "val/psnr" in r]
+    assert [step for step, _ in val_psnr] == [0, 20, 40]
+    assert sum(l1[-2:]) < 0.8 * sum(l1[:2]), l1
+    assert val_psnr[-1][1] > val_psnr[0][1] + 2.0, val_psnr
+    assert result.validation["val/psnr"] == val_psnr[-1][1] and 0 < result.validation["val/ssim"] <= 1
+    assert "[model]" in (run / "config.toml").read_text()
+    assert any((run / "tensorboard").iterdir())
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest.json", "step-00000030", "step-00000040"]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+    config = tiny_config("rad", 12, checkpoint_every=4, val_every=0)
+    train(config, paired_dataset, tmp_path / "straight", CPU, frame_reader=gbuffer_reader)
+    half = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=6))
+    train(half, paired_dataset, tmp_path / "split", CPU, frame_reader=gbuffer_reader)
+    result = train(config, paired_dataset, tmp_path / "split", CPU, resume=True, frame_reader=gbuffer_reader)
+    assert result.step == 12
+    straight, split = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
+    for name in ("generator", "discriminator", "optim_generator", "optim_discriminator"):
+        a, b = load_file(straight / f"{name}.safetensors"), load_file(split / f"{name}.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}:{key}"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+    # Reads: 1 pass check, 2 validation frames, then 4 per step. Poison every read of step 4 on.
+    first_bad_call = 1 + 2 + 4 * 3 + 1
+
+    def poison(call: int, frame) -> None:
+        if call >= first_bad_call:
+            frame.albedo = frame.albedo * float("nan")
+
+    config = tiny_config("rad", 10, checkpoint_every=3, val_every=0)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite at step 4; training stopped and the last good checkpoint is .*step-00000003"):
+        train(config, paired_dataset, tmp_path / "run", CPU, frame_reader=CountingReader(gbuffer_reader, poison))
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    assert checkpoint.name == "step-00000003"
+    weights = load_file(checkpoint / "generator.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint_that_resumes(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+    interrupt_call = 1 + 2 + 4 * 5 + 1  # first read of step 6
+
+    def interrupt(call: int, frame) -> None:
+        if call == interrupt_call:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    config = tiny_config("unet", 1000, val_every=0)
+    run = tmp_path / "run"
+    handler_before = signal.getsignal(signal.SIGINT)
+    result = train(config, paired_dataset, run, CPU, frame_reader=CountingReader(gbuffer_reader, interrupt))
+    assert (result.step, result.interrupted) == (6, True)
+    assert latest_checkpoint(run).name == "step-00000006"
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the training handler is gone again
+    shorter = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=9))
+    resumed = train(shorter, paired_dataset, run, CPU, resume=True, frame_reader=gbuffer_reader)
+    assert (resumed.step, resumed.interrupted) == (9, False)

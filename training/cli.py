@@ -1,0 +1,97 @@
+"""``stylepass train`` and ``stylepass export-model`` subcommands.
+
+Wire into the main CLI with :func:`register`; each handler returns an exit code:
+0 done, 1 bad input (message on stderr), 3 non-finite loss, 130 interrupted by Ctrl-C
+(a checkpoint was written; continue with --resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from stylepass.core.models.config import ConfigError
+from stylepass.core.models.inference import resolve_device
+from stylepass.core.models.serialization import ModelFileError
+
+from .checkpoint import CheckpointError
+from .config import load_config
+from .export import export_run
+from .image_io import ImageReadError
+from .paired_dataset import DatasetError
+from .perceptual import MissingWeightsError
+from .trainer import RESOLVED_CONFIG, NonFiniteLossError, train
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 1
+EXIT_NON_FINITE = 3
+EXIT_INTERRUPTED = 130
+_INPUT_ERRORS = (ConfigError, DatasetError, ModelFileError, CheckpointError, ImageReadError, MissingWeightsError)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` and ``export-model`` subcommands (handler in ``args.handler``)."""
+    train_parser = subparsers.add_parser(
+        "train", help="train a styliser or enhancement model", description=run_train.__doc__
+    )
+    train_parser.add_argument("config", type=Path, help="training config (TOML)")
+    train_parser.add_argument("--data", type=Path, required=True, help="paired dataset folder (pairs.jsonl)")
+    train_parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs)")
+    train_parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    train_parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    train_parser.add_argument("--steps", type=int, help="total steps (overrides train.steps)")
+    train_parser.set_defaults(handler=run_train)
+
+    export_parser = subparsers.add_parser(
+        "export-model", help="write a run's model as a deployable model dir", description=run_export.__doc__
+    )
+    export_parser.add_argument("run", type=Path, help="training run folder")
+    export_parser.add_argument("--out", type=Path, required=True, help="model dir to write")
+    export_parser.set_defaults(handler=run_export)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train a model from a TOML config on a paired dataset; Ctrl-C stops with a checkpoint."""
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as error:
+        return _fail(str(error))
+    try:
+        config = load_config(args.config)
+        if args.steps is not None:
+            if args.steps < 1:
+                raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+            config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=args.steps))
+        started = time.perf_counter()
+        result = train(config, args.data, args.out, device, resume=args.resume)
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except _INPUT_ERRORS as error:
+        return _fail(str(error))
+    elapsed = time.perf_counter() - started
+    metrics = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in result.validation.items())
+    print(f"step {result.step} in {elapsed:.1f} s; checkpoint {result.checkpoint}" + (f"; val {metrics}" if metrics else ""))
+    if result.interrupted:
+        print(f"interrupted: resume with --resume --out {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"resolved config: {Path(args.out) / RESOLVED_CONFIG}")
+    return EXIT_OK
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export the newest checkpoint of a run as model.safetensors + config.json."""
+    try:
+        out = export_run(args.run, args.out)
+    except _INPUT_ERRORS as error:
+        return _fail(str(error))
+    print(f"model written to {out}")
+    return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT

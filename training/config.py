@@ -1,0 +1,201 @@
+"""Training configuration: a small TOML file; every key has a default you can read below.
+
+Sections: ``[model]`` (see :mod:`stylepass.core.models.config`), ``[train]``, ``[loss]``,
+``[discriminator]``, ``[metrics]``. Unknown sections or keys are errors that name the allowed
+ones. Each run writes the fully resolved config to ``RUN/config.toml``. Example::
+
+    [model]
+    family = "unet"
+    base_width = 32
+
+    [train]
+    steps = 5000
+    crop_size = 256
+
+    [loss]
+    l1 = 100.0
+    adversarial = 1.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stylepass.core.models.config import (
+    ConfigError,
+    ModelConfig,
+    RADConfig,
+    dataclass_from_dict,
+    model_config_from_dict,
+    model_config_to_dict,
+)
+
+ADVERSARIAL_KINDS = ("lsgan", "hinge")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSection:
+    """Optimisation and bookkeeping."""
+
+    steps: int = 20000  # total optimiser steps (--steps overrides)
+    batch_size: int = 4
+    crop_size: int = 256  # random square training crops (frames must be at least this big)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0  # model init and the crop sequence; a run is reproducible from it
+    checkpoint_every: int = 500  # steps; a checkpoint is also written at the end and on Ctrl-C
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    val_every: int = 500  # steps; 0 = only at the start and the end
+    val_max_size: int = 512  # validation frames are centre-cropped to at most this size; 0 = full
+    num_workers: int = 2  # data loader processes (0 = load in the training process)
+
+    def validate(self) -> None:
+        """Raise ConfigError on out-of-range values."""
+        for name in ("steps", "batch_size", "crop_size", "checkpoint_every", "keep_checkpoints", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("val_every", "val_max_size", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ConfigError("train.lr_g and train.lr_d must be > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSection:
+    """Generator loss weights (0 disables a term)."""
+
+    l1: float = 100.0  # L1 to the target (pix2pix uses 100 with adversarial 1)
+    adversarial: float = 1.0  # 0 trains the generator alone, without a discriminator
+    adversarial_kind: str = "lsgan"  # "lsgan" or "hinge"
+    perceptual: float = 0.0  # VGG16 feature L1; needs perceptual_weights
+    perceptual_weights: str | None = None  # local VGG16 safetensors (torchvision key names)
+    total_variation: float = 0.0
+    surface: float = 0.0  # cartoon: guided-filter surface L1 (White-box cartoonization)
+    texture: float = 0.0  # cartoon: grey-scale texture L1
+
+    def validate(self) -> None:
+        """Raise ConfigError on negative weights, an unknown adversarial kind or a missing path."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and value < 0:
+                raise ConfigError(f"loss.{field.name} must be >= 0, got {value}")
+        if self.adversarial_kind not in ADVERSARIAL_KINDS:
+            raise ConfigError(
+                f"loss.adversarial_kind = {self.adversarial_kind!r}; allowed: {', '.join(ADVERSARIAL_KINDS)}"
+            )
+        if self.perceptual > 0 and not self.perceptual_weights:
+            raise ConfigError(
+                "loss.perceptual > 0 needs loss.perceptual_weights = a local VGG16 .safetensors file "
+                "(weights are never downloaded); set loss.perceptual = 0.0 to train without it"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorSection:
+    """PatchGAN discriminator, conditioned on the input image (pix2pix style)."""
+
+    base_width: int = 64
+    n_layers: int = 3  # 3 gives 70x70 patches; needs crops of at least 2^(n_layers + 1) px
+
+    def validate(self) -> None:
+        """Raise ConfigError on out-of-range values."""
+        if self.base_width < 1 or self.n_layers < 1:
+            raise ConfigError("discriminator.base_width and discriminator.n_layers must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsSection:
+    """Validation metrics beyond PSNR and SSIM (always on)."""
+
+    lpips_weights: str | None = None  # local LPIPS-VGG safetensors (VGG16 + lin layers); off if unset
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A whole training config."""
+
+    model: ModelConfig = dataclasses.field(default_factory=RADConfig)
+    train: TrainSection = dataclasses.field(default_factory=TrainSection)
+    loss: LossSection = dataclasses.field(default_factory=LossSection)
+    discriminator: DiscriminatorSection = dataclasses.field(default_factory=DiscriminatorSection)
+    metrics: MetricsSection = dataclasses.field(default_factory=MetricsSection)
+
+
+_SECTIONS: dict[str, type] = {
+    "train": TrainSection,
+    "loss": LossSection,
+    "discriminator": DiscriminatorSection,
+    "metrics": MetricsSection,
+}
+
+
+def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
+    """Parse and validate a config mapping (as read from TOML)."""
+    allowed = ["model", *_SECTIONS]
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown section(s) or key(s): {', '.join(unknown)}; allowed sections: {', '.join(allowed)}")
+    for name, value in data.items():
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"[{name}] must be a table, got {value!r}")
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        section = dataclass_from_dict(cls, data.get(name, {}), name)
+        if hasattr(section, "validate"):
+            section.validate()
+        sections[name] = section
+    return TrainConfig(model=model_config_from_dict(data.get("model", {})), **sections)
+
+
+def load_config(path: Path) -> TrainConfig:
+    """Read a TOML training config; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, dict[str, Any]]:
+    """Nested plain dict of a config (tuples as lists, unset optional values left out)."""
+    out = {"model": model_config_to_dict(config.model)}
+    for name in _SECTIONS:
+        section = dataclasses.asdict(getattr(config, name))
+        out[name] = {k: v for k, v in section.items() if v is not None}
+    return out
+
+
+def config_to_toml(config: TrainConfig) -> str:
+    """Serialise a resolved config as TOML (every key, defaults included)."""
+    lines = ["# Resolved stylepass training config: every key, defaults included."]
+    for section, values in config_to_dict(config).items():
+        lines += ["", f"[{section}]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")

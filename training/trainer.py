@@ -1,0 +1,373 @@
+"""The training loop for both generator families on a paired dataset.
+
+One step: generator forward; if ``loss.adversarial > 0``, a PatchGAN discriminator step on
+(input, target) vs (input, output) pairs; then a generator step on the weighted losses. Losses are
+checked for NaN/inf before each optimiser step: a non-finite loss stops the run with
+:class:`NonFiniteLossError` and the last checkpoint (written only from finite states) stays the
+newest. Ctrl-C finishes the current step, writes a checkpoint and returns ``interrupted=True``.
+On CUDA: bf16 autocast and channels_last; under torchrun: DDP (see :mod:`.distributed`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from stylepass.core.models.config import ConfigError, build_generator
+from stylepass.core.models.inference import autocast_for
+from stylepass.core.models.patchgan import PatchGANDiscriminator
+
+from . import cartoon
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig, config_from_dict, config_to_dict, config_to_toml
+from .distributed import DistContext, all_ranks_true, barrier, init_distributed, shutdown
+from .losses import discriminator_loss, generator_adversarial_loss, l1_loss, total_variation
+from .metrics import psnr, ssim
+from .paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
+from .perceptual import LPIPS, PerceptualLoss
+from .run_log import RunLogger
+from .sampling import StepBatchSampler
+
+RESOLVED_CONFIG = "config.toml"
+Batch = dict[str, torch.Tensor]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the message names the loss, the step and the last checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a call to :func:`train` did."""
+
+    step: int  # last completed step
+    interrupted: bool  # stopped early by Ctrl-C (a checkpoint of `step` was written)
+    checkpoint: Path | None  # newest checkpoint folder
+    validation: dict[str, float]  # last validation metrics (empty without a val split)
+
+
+def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
+    """Create RUN, check it matches the request, and write the resolved config.
+
+    A new run refuses a RUN that already has checkpoints; a resumed run needs one and a config
+    equal to the run's own (train.steps aside).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    has_checkpoint = latest_checkpoint(run_dir) is not None
+    if not resume and has_checkpoint:
+        raise ConfigError(f"{run_dir} already holds a run with checkpoints: pass --resume, or choose a new --out")
+    if resume:
+        if not has_checkpoint:
+            raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint; drop --resume to start a new run")
+        previous = config_to_dict(config_from_dict(tomllib.loads((run_dir / RESOLVED_CONFIG).read_text())))
+        current = config_to_dict(config)
+        changed = [
+            f"{section}.{key}"
+            for section in current
+            for key in sorted(set(current[section]) | set(previous.get(section, {})))
+            if (section, key) != ("train", "steps")
+            and current[section].get(key) != previous.get(section, {}).get(key)
+        ]
+        if changed:
+            raise ConfigError(
+                f"the config differs from the one {run_dir} was trained with in: {', '.join(changed)}; "
+                f"resume with {run_dir / RESOLVED_CONFIG} (only train.steps may change)"
+            )
+    (run_dir / RESOLVED_CONFIG).write_text(config_to_toml(config), encoding="utf-8")
+
+
+class _StopFlag:
+    """SIGINT handler: the first Ctrl-C asks the loop to stop after the current step; the second
+    one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step and writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    out = {}
+    for key, value in batch.items():
+        value = value.to(device, non_blocking=True)
+        if device.type == "cuda" and value.dim() == 4:
+            value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return out
+
+
+def _check_finite(losses: dict[str, torch.Tensor], step: int, run_dir: Path, ctx: DistContext, device: torch.device) -> None:
+    finite = bool(torch.isfinite(torch.stack([v.detach().float() for v in losses.values()])).all())
+    if all_ranks_true(finite, ctx, device):
+        return
+    bad = [name for name, value in losses.items() if not bool(torch.isfinite(value).item())] or ["(another rank)"]
+    last = latest_checkpoint(run_dir)
+    where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+    raise NonFiniteLossError(
+        f"loss {', '.join(bad)} became non-finite at step {step}; training stopped and {where} "
+        "(lower the learning rates, check the data for NaN/inf, then --resume)"
+    )
+
+
+class _Losses:
+    """The generator's weighted loss terms for one config."""
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        self.weights = config.loss
+        self.perceptual = (
+            PerceptualLoss(Path(config.loss.perceptual_weights)).to(device)
+            if config.loss.perceptual > 0 and config.loss.perceptual_weights
+            else None
+        )
+
+    def generator_terms(self, fake: torch.Tensor, target: torch.Tensor, fake_scores: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Unweighted terms whose weight is > 0, each a float32 scalar."""
+        w = self.weights
+        terms: dict[str, torch.Tensor] = {}
+        if w.l1 > 0:
+            terms["l1"] = l1_loss(fake, target)
+        if fake_scores is not None:
+            terms["adversarial"] = generator_adversarial_loss(fake_scores, w.adversarial_kind)
+        if self.perceptual is not None:
+            terms["perceptual"] = self.perceptual(fake, target)
+        if w.total_variation > 0:
+            terms["total_variation"] = total_variation(fake)
+        if w.surface > 0:
+            terms["surface"] = cartoon.surface_loss(fake, target)
+        if w.texture > 0:
+            terms["texture"] = cartoon.texture_loss(fake, target)
+        return terms
+
+    def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weighted sum of `terms`."""
+        return sum(getattr(self.weights, name) * value for name, value in terms.items())
+
+
+def _validation_items(dataset: PairedDataset, max_size: int) -> Iterator[Batch]:
+    for index in range(len(dataset)):
+        item = dataset.load_pair(index)
+        if max_size:
+            height, width = item["image"].shape[-2:]
+            top, left = max(0, (height - max_size) // 2), max(0, (width - max_size) // 2)
+            item = {k: v[..., top : top + max_size, left : left + max_size] for k, v in item.items()}
+        yield {k: v[None] for k, v in item.items()}
+
+
+@torch.no_grad()
+def validate(
+    generator: nn.Module, dataset: PairedDataset, device: torch.device, max_size: int, lpips: LPIPS | None
+) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Mean PSNR/SSIM (and LPIPS) of the generator on a split; also the first item's panels."""
+    generator.eval()
+    sums: dict[str, float] = {}
+    panels: list[torch.Tensor] = []
+    for batch in _validation_items(dataset, max_size):
+        batch = _to_device(batch, device)
+        with autocast_for(device):
+            out = generator(batch["image"], batch["gbuffers"], batch["material_id"])
+        out = out.float().clamp(0, 1)
+        values = {"val/psnr": psnr(out, batch["target"]), "val/ssim": ssim(out, batch["target"])}
+        if lpips is not None:
+            values["val/lpips"] = lpips(out, batch["target"])
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + float(value.clamp(max=100.0).sum())
+        if not panels:
+            panels = [batch["image"][0].float().cpu(), out[0].cpu(), batch["target"][0].float().cpu()]
+    generator.train()
+    return {k: v / max(1, len(dataset)) for k, v in sums.items()}, panels
+
+
+def train(
+    config: TrainConfig,
+    data_dir: Path,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool = False,
+    frame_reader: FrameReader | None = None,
+) -> TrainResult:
+    """Train (or resume) a run; see the module docstring.
+
+    frame_reader: reads a G-buffer EXR path into a frame (default: stylepass.core.gbuffer).
+    Errors: ConfigError, DatasetError, NonFiniteLossError, MissingWeightsError (absent
+    perceptual/LPIPS weights).
+    """
+    run_dir = Path(run_dir)
+    ctx, device = init_distributed(device)
+    try:
+        reader = frame_reader or default_frame_reader
+        return _train(config, Path(data_dir), run_dir, device, resume, reader, ctx)
+    finally:
+        shutdown(ctx)
+
+
+def _train(
+    config: TrainConfig,
+    data_dir: Path,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool,
+    frame_reader: FrameReader,
+    ctx: DistContext,
+) -> TrainResult:
+    tcfg = config.train
+    passes = config.model.gbuffer_passes
+    train_set = PairedDataset(data_dir, "train", passes, tcfg.crop_size, frame_reader)
+    val_set = PairedDataset(data_dir, "val", passes, None, frame_reader)
+    if len(train_set) == 0:
+        raise DatasetError(f"{data_dir}: no pairs with split 'train' in pairs.jsonl")
+    train_set.check_passes()
+    if ctx.is_main:
+        prepare_run_dir(run_dir, config, resume)
+    barrier(ctx)
+
+    torch.manual_seed(tcfg.seed)
+    generator = build_generator(config.model).to(device)
+    use_gan = config.loss.adversarial > 0
+    discriminator = (
+        PatchGANDiscriminator(6, config.discriminator.base_width, config.discriminator.n_layers).to(device)
+        if use_gan
+        else None
+    )
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        generator.to(memory_format=torch.channels_last)
+        if discriminator is not None:
+            discriminator.to(memory_format=torch.channels_last)
+    betas = (tcfg.beta1, tcfg.beta2)
+    modules: dict[str, nn.Module] = {"generator": generator}
+    optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=tcfg.lr_g, betas=betas)}
+    if discriminator is not None:
+        modules["discriminator"] = discriminator
+        optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=tcfg.lr_d, betas=betas)
+
+    start_step = 0
+    if resume:
+        checkpoint = latest_checkpoint(run_dir)
+        assert checkpoint is not None  # prepare_run_dir checked it on rank 0
+        start_step = int(load_checkpoint(checkpoint, modules, optimizers)["step"])
+
+    g_train: nn.Module = generator
+    d_train: nn.Module | None = discriminator
+    if ctx.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        g_train = DistributedDataParallel(generator, device_ids=ids)
+        if discriminator is not None:
+            d_train = DistributedDataParallel(discriminator, device_ids=ids)
+
+    losses = _Losses(config, device)
+    lpips = LPIPS(Path(config.metrics.lpips_weights)).to(device) if config.metrics.lpips_weights else None
+    logger = RunLogger(run_dir) if ctx.is_main else None
+    loader = DataLoader(
+        train_set,
+        batch_sampler=StepBatchSampler(tcfg.seed, start_step, tcfg.steps, tcfg.batch_size, len(train_set), ctx.rank),
+        num_workers=tcfg.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+
+    def run_validation(at_step: int) -> dict[str, float]:
+        if not ctx.is_main or len(val_set) == 0:
+            return {}
+        metrics, panels = validate(generator, val_set, device, tcfg.val_max_size, lpips)
+        assert logger is not None
+        logger.scalars(at_step, metrics)
+        logger.images(at_step, "val/input_output_target", panels)
+        return metrics
+
+    def checkpoint_now(at_step: int) -> None:
+        if ctx.is_main:
+            save_checkpoint(run_dir, at_step, modules, optimizers, {"world_size": ctx.world_size}, tcfg.keep_checkpoints)
+        barrier(ctx)
+
+    if ctx.is_main and len(val_set) == 0 and start_step == 0:
+        print(f"note: {data_dir} has no 'val' pairs: no validation metrics", file=sys.stderr)
+    validation = run_validation(start_step) if start_step == 0 else {}
+    stop = _StopFlag()
+    previous_handler = signal.signal(signal.SIGINT, stop) if threading.current_thread() is threading.main_thread() else None
+    progress = tqdm(total=tcfg.steps, initial=start_step, unit="step", disable=not ctx.is_main, dynamic_ncols=True)
+    running: dict[str, float] = {}
+    running_count = 0
+    step = start_step
+    interrupted = False
+    try:
+        generator.train()
+        for batch in loader:
+            step += 1
+            batch = _to_device(batch, device)
+            image, target = batch["image"], batch["target"]
+            with autocast_for(device):
+                fake = g_train(image, batch["gbuffers"], batch["material_id"])
+            logged: dict[str, torch.Tensor] = {}
+            fake_scores = None
+            if d_train is not None and discriminator is not None:
+                discriminator.requires_grad_(True)
+                with autocast_for(device):
+                    scores = d_train(torch.cat([torch.cat([image, target], 1), torch.cat([image, fake.detach()], 1)], 0))
+                real_scores, old_fake_scores = scores.float().chunk(2)
+                d_loss = discriminator_loss(real_scores, old_fake_scores, config.loss.adversarial_kind)
+                _check_finite({"discriminator": d_loss}, step, run_dir, ctx, device)
+                optimizers["discriminator"].zero_grad(set_to_none=True)
+                d_loss.backward()
+                optimizers["discriminator"].step()
+                discriminator.requires_grad_(False)
+                with autocast_for(device):
+                    fake_scores = discriminator(torch.cat([image, fake], 1)).float()
+                logged["loss/discriminator"] = d_loss.detach()
+            terms = losses.generator_terms(fake.float(), target, fake_scores)
+            g_total = losses.total(terms)
+            _check_finite({"generator": g_total, **terms}, step, run_dir, ctx, device)
+            optimizers["generator"].zero_grad(set_to_none=True)
+            g_total.backward()
+            optimizers["generator"].step()
+
+            logged["loss/generator"] = g_total.detach()
+            logged.update({f"loss/{name}": value.detach() for name, value in terms.items()})
+            for name, value in logged.items():
+                running[name] = running.get(name, 0.0) + float(value)
+            running_count += 1
+            progress.update(1)
+            if step % tcfg.log_every == 0 or step == tcfg.steps:
+                means = {k: v / running_count for k, v in running.items()}
+                means["lr/generator"] = optimizers["generator"].param_groups[0]["lr"]
+                if logger is not None:
+                    logger.scalars(step, means)
+                progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in means.items() if k.startswith("loss/")})
+                running, running_count = {}, 0
+            if tcfg.val_every and step % tcfg.val_every == 0 and step != tcfg.steps:
+                validation = run_validation(step)
+            if not all_ranks_true(not stop.requested, ctx, device):  # any rank got Ctrl-C
+                interrupted = True
+                break
+            if step % tcfg.checkpoint_every == 0 and step != tcfg.steps:
+                checkpoint_now(step)
+        if step > start_step or not resume:
+            checkpoint_now(step)
+        if not interrupted and step == tcfg.steps:
+            validation = run_validation(step)
+    finally:
+        progress.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+        if logger is not None:
+            logger.close()
+    return TrainResult(step, interrupted, latest_checkpoint(run_dir) if ctx.is_main else None, validation)
+
