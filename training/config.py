@@ -1,6 +1,6 @@
 """Training configuration: a small TOML file; every key has a default you can read below.
 
-Sections: ``[model]`` (see :mod:`stylepass.core.models.config`), ``[train]``, ``[loss]``,
+Sections: ``[model]`` (see :mod:`stylepass.core.models.config`), ``[data]``, ``[train]``, ``[loss]``,
 ``[discriminator]``, ``[metrics]``. Unknown sections or keys are errors that name the allowed
 ones. Each run writes the fully resolved config to ``RUN/config.toml``. Example::
 
@@ -36,6 +36,7 @@ from stylepass.core.models.config import (
 )
 
 ADVERSARIAL_KINDS = ("lsgan", "hinge")
+DATA_MODES = ("paired", "unpaired")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +71,36 @@ class TrainSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataSection:
+    """What the generator learns from."""
+
+    mode: str = "paired"  # "paired": targets from pairs.jsonl; "unpaired": EPE-style, see below
+    target_images: str | None = None  # unpaired: folder of target-domain images (relative to DATASET)
+    match_candidates: int = 4  # unpaired: a source crop is matched to one of its k nearest target crops
+
+    def validate(self) -> None:
+        """Raise ConfigError on an unknown mode or an unpaired run without target images."""
+        if self.mode not in DATA_MODES:
+            raise ConfigError(f"data.mode = {self.mode!r}; allowed: {', '.join(DATA_MODES)}")
+        if self.mode == "unpaired" and not self.target_images:
+            raise ConfigError("data.mode = 'unpaired' needs data.target_images = a folder of target-domain images")
+        if self.match_candidates < 1:
+            raise ConfigError(f"data.match_candidates must be >= 1, got {self.match_candidates}")
+
+
+@dataclasses.dataclass(frozen=True)
 class LossSection:
-    """Generator loss weights (0 disables a term)."""
+    """Generator loss weights (0 disables a term).
+
+    Paired runs compare the output with the target; unpaired runs have no target, so there
+    l1, surface and texture must be 0 and perceptual compares with the input (content loss).
+    """
 
     l1: float = 100.0  # L1 to the target (pix2pix uses 100 with adversarial 1)
+    content: float = 0.0  # L1 to the input image (keeps the render's content; for unpaired runs)
     adversarial: float = 1.0  # 0 trains the generator alone, without a discriminator
     adversarial_kind: str = "lsgan"  # "lsgan" or "hinge"
-    perceptual: float = 0.0  # VGG16 feature L1; needs perceptual_weights
+    perceptual: float = 0.0  # VGG16 feature L1 to the target (paired) or input (unpaired)
     perceptual_weights: str | None = None  # local VGG16 safetensors (torchvision key names)
     total_variation: float = 0.0
     surface: float = 0.0  # cartoon: guided-filter surface L1 (White-box cartoonization)
@@ -124,6 +148,7 @@ class TrainConfig:
     """A whole training config."""
 
     model: ModelConfig = dataclasses.field(default_factory=RADConfig)
+    data: DataSection = dataclasses.field(default_factory=DataSection)
     train: TrainSection = dataclasses.field(default_factory=TrainSection)
     loss: LossSection = dataclasses.field(default_factory=LossSection)
     discriminator: DiscriminatorSection = dataclasses.field(default_factory=DiscriminatorSection)
@@ -131,6 +156,7 @@ class TrainConfig:
 
 
 _SECTIONS: dict[str, type] = {
+    "data": DataSection,
     "train": TrainSection,
     "loss": LossSection,
     "discriminator": DiscriminatorSection,
@@ -153,7 +179,17 @@ def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
         if hasattr(section, "validate"):
             section.validate()
         sections[name] = section
-    return TrainConfig(model=model_config_from_dict(data.get("model", {})), **sections)
+    config = TrainConfig(model=model_config_from_dict(data.get("model", {})), **sections)
+    if config.data.mode == "unpaired":
+        paired_only = [n for n in ("l1", "surface", "texture") if getattr(config.loss, n) > 0]
+        if paired_only:
+            raise ConfigError(
+                f"data.mode = 'unpaired' has no targets to compare with: set loss.{', loss.'.join(paired_only)} "
+                "to 0.0 (use loss.content and loss.adversarial)"
+            )
+        if config.loss.adversarial <= 0:
+            raise ConfigError("data.mode = 'unpaired' learns the style from the discriminator: loss.adversarial must be > 0")
+    return config
 
 
 def load_config(path: Path) -> TrainConfig:

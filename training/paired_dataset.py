@@ -7,7 +7,8 @@ Layout of a dataset folder::
 
 ``input`` is a G-buffer EXR read by ``stylepass.core.gbuffer.read_gbuffer`` (sidecar JSON beside
 it); ``target`` is ``.exr`` (linear) or ``.png`` (sRGB 8-bit), same size as the input; ``split`` is
-"train" or "val". Paths are relative to DATASET.
+"train" or "val". Paths are relative to DATASET. For unpaired training (:mod:`.unpaired_dataset`)
+``target`` may be left out: only the inputs are used.
 
 Items are dicts of tensors (no batch dim): ``image`` (3, H, W) tone-mapped beauty in [0, 1),
 ``gbuffers`` (C, H, W) (see stylepass.core.models.inputs.stack_gbuffers), ``material_id`` (H, W)
@@ -33,7 +34,6 @@ from .sampling import CropKey, crop_offset
 
 PAIRS_FILE = "pairs.jsonl"
 SPLITS = ("train", "val")
-_RECORD_KEYS = ("input", "target", "split", "scene")
 
 FrameReader = Callable[[Path], Any]
 TargetReader = Callable[[Path], torch.Tensor]
@@ -48,12 +48,12 @@ class PairRecord:
     """One line of pairs.jsonl with paths made absolute."""
 
     input: Path
-    target: Path
+    target: Path | None  # None only when read without targets
     split: str
     scene: str
 
 
-def read_pairs(root: Path) -> list[PairRecord]:
+def read_pairs(root: Path, require_target: bool = True) -> list[PairRecord]:
     """Parse DATASET/pairs.jsonl; errors give the line number and what is wrong."""
     root = Path(root)
     path = root / PAIRS_FILE
@@ -69,14 +69,14 @@ def read_pairs(root: Path) -> list[PairRecord]:
             raise DatasetError(f"{path}:{number}: not JSON: {error}") from None
         if not isinstance(entry, dict):
             raise DatasetError(f"{path}:{number}: expected a JSON object")
-        missing = [key for key in _RECORD_KEYS if key not in entry]
+        required = ("input", "target", "split", "scene") if require_target else ("input", "split", "scene")
+        missing = [key for key in required if key not in entry]
         if missing:
             raise DatasetError(f"{path}:{number}: missing key(s) {', '.join(missing)}")
         if entry["split"] not in SPLITS:
             raise DatasetError(f"{path}:{number}: split {entry['split']!r}; allowed: {', '.join(SPLITS)}")
-        records.append(
-            PairRecord(root / entry["input"], root / entry["target"], entry["split"], str(entry["scene"]))
-        )
+        target = root / entry["target"] if require_target else None
+        records.append(PairRecord(root / entry["input"], target, entry["split"], str(entry["scene"])))
     return records
 
 
@@ -98,6 +98,7 @@ class PairedDataset(Dataset):
         crop_size: int | None = None,
         frame_reader: FrameReader = default_frame_reader,
         target_reader: TargetReader = read_target_image,
+        with_targets: bool = True,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -105,8 +106,9 @@ class PairedDataset(Dataset):
         self.crop_size = crop_size
         self.frame_reader = frame_reader
         self.target_reader = target_reader
-        self.records = [r for r in read_pairs(self.root) if r.split == split]
-        absent = [str(p) for r in self.records for p in (r.input, r.target) if not p.is_file()]
+        self.with_targets = with_targets
+        self.records = [r for r in read_pairs(self.root, with_targets) if r.split == split]
+        absent = [str(p) for r in self.records for p in (r.input, r.target) if p is not None and not p.is_file()]
         if absent:
             shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
             raise DatasetError(f"{self.root}: {len(absent)} file(s) listed in {PAIRS_FILE} are missing: {shown}")
@@ -120,9 +122,11 @@ class PairedDataset(Dataset):
             self._read_frame(self.records[0])
 
     def load_pair(self, index: int) -> dict[str, torch.Tensor]:
-        """The full-frame item of pair `index`."""
+        """The full-frame item of pair `index` (without "target" when read without targets)."""
         record = self.records[index]
         item = frame_to_tensors(self._read_frame(record), self.passes)
+        if record.target is None:
+            return item
         target = self.target_reader(record.target)
         if tuple(target.shape) != tuple(item["image"].shape):
             raise DatasetError(

@@ -1,7 +1,8 @@
-"""The training loop for both generator families on a paired dataset.
+"""The training loop for both generator families, paired or unpaired (EPE-style).
 
-One step: generator forward; if ``loss.adversarial > 0``, a PatchGAN discriminator step on
-(input, target) vs (input, output) pairs; then a generator step on the weighted losses. Losses are
+One step: generator forward; if ``loss.adversarial > 0``, a PatchGAN discriminator step (paired:
+(input, target) vs (input, output) pairs; unpaired: matched target-domain crops vs outputs); then
+a generator step on the weighted losses. Losses are
 checked for NaN/inf before each optimiser step: a non-finite loss stops the run with
 :class:`NonFiniteLossError` and the last checkpoint (written only from finite states) stays the
 newest. Ctrl-C finishes the current step, writes a checkpoint and returns ``interrupted=True``.
@@ -36,6 +37,7 @@ from .distributed import DistContext, all_ranks_true, barrier, init_distributed,
 from .losses import discriminator_loss, generator_adversarial_loss, l1_loss, total_variation
 from .metrics import psnr, ssim
 from .paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
+from .unpaired_dataset import UnpairedDataset
 from .perceptual import LPIPS, PerceptualLoss
 from .run_log import RunLogger
 from .sampling import StepBatchSampler
@@ -116,6 +118,11 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return out
 
 
+def _discriminator_input(image: torch.Tensor, x: torch.Tensor, paired: bool) -> torch.Tensor:
+    """What the discriminator judges: (input, x) pairs when paired (pix2pix), x alone otherwise."""
+    return torch.cat([image, x], 1) if paired else x
+
+
 def _check_finite(losses: dict[str, torch.Tensor], step: int, run_dir: Path, ctx: DistContext, device: torch.device) -> None:
     finite = bool(torch.isfinite(torch.stack([v.detach().float() for v in losses.values()])).all())
     if all_ranks_true(finite, ctx, device):
@@ -140,21 +147,29 @@ class _Losses:
             else None
         )
 
-    def generator_terms(self, fake: torch.Tensor, target: torch.Tensor, fake_scores: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """Unweighted terms whose weight is > 0, each a float32 scalar."""
+    def generator_terms(
+        self, fake: torch.Tensor, image: torch.Tensor, target: torch.Tensor | None, fake_scores: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """Unweighted terms whose weight is > 0, each a float32 scalar.
+
+        fake, image: (B, 3, H, W); target: (B, 3, H, W) for paired runs, None for unpaired ones
+        (the config forbids the target-based terms there).
+        """
         w = self.weights
         terms: dict[str, torch.Tensor] = {}
-        if w.l1 > 0:
+        if w.l1 > 0 and target is not None:
             terms["l1"] = l1_loss(fake, target)
+        if w.content > 0:
+            terms["content"] = l1_loss(fake, image)
         if fake_scores is not None:
             terms["adversarial"] = generator_adversarial_loss(fake_scores, w.adversarial_kind)
         if self.perceptual is not None:
-            terms["perceptual"] = self.perceptual(fake, target)
+            terms["perceptual"] = self.perceptual(fake, image if target is None else target)
         if w.total_variation > 0:
             terms["total_variation"] = total_variation(fake)
-        if w.surface > 0:
+        if w.surface > 0 and target is not None:
             terms["surface"] = cartoon.surface_loss(fake, target)
-        if w.texture > 0:
+        if w.texture > 0 and target is not None:
             terms["texture"] = cartoon.texture_loss(fake, target)
         return terms
 
@@ -177,7 +192,11 @@ def _validation_items(dataset: PairedDataset, max_size: int) -> Iterator[Batch]:
 def validate(
     generator: nn.Module, dataset: PairedDataset, device: torch.device, max_size: int, lpips: LPIPS | None
 ) -> tuple[dict[str, float], list[torch.Tensor]]:
-    """Mean PSNR/SSIM (and LPIPS) of the generator on a split; also the first item's panels."""
+    """Mean PSNR/SSIM (and LPIPS) of the generator on a split; also the first item's panels.
+
+    With targets the metrics compare with them (val/psnr, ...); without (unpaired runs) they
+    measure how much of the input's content survives (val/content_psnr, ...).
+    """
     generator.eval()
     sums: dict[str, float] = {}
     panels: list[torch.Tensor] = []
@@ -186,13 +205,15 @@ def validate(
         with autocast_for(device):
             out = generator(batch["image"], batch["gbuffers"], batch["material_id"])
         out = out.float().clamp(0, 1)
-        values = {"val/psnr": psnr(out, batch["target"]), "val/ssim": ssim(out, batch["target"])}
+        reference = batch.get("target", batch["image"])
+        prefix = "val/" if "target" in batch else "val/content_"
+        values = {prefix + "psnr": psnr(out, reference), prefix + "ssim": ssim(out, reference)}
         if lpips is not None:
-            values["val/lpips"] = lpips(out, batch["target"])
+            values[prefix + "lpips"] = lpips(out, reference)
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + float(value.clamp(max=100.0).sum())
         if not panels:
-            panels = [batch["image"][0].float().cpu(), out[0].cpu(), batch["target"][0].float().cpu()]
+            panels = [batch["image"][0].float().cpu(), out[0].cpu(), reference[0].float().cpu()]
     generator.train()
     return {k: v / max(1, len(dataset)) for k, v in sums.items()}, panels
 
@@ -231,8 +252,17 @@ def _train(
 ) -> TrainResult:
     tcfg = config.train
     passes = config.model.gbuffer_passes
-    train_set = PairedDataset(data_dir, "train", passes, tcfg.crop_size, frame_reader)
-    val_set = PairedDataset(data_dir, "val", passes, None, frame_reader)
+    paired = config.data.mode == "paired"
+    train_set: PairedDataset | UnpairedDataset
+    if paired:
+        train_set = PairedDataset(data_dir, "train", passes, tcfg.crop_size, frame_reader)
+    else:
+        assert config.data.target_images is not None  # the config validation checked it
+        target_images = data_dir / config.data.target_images  # an absolute path stays as it is
+        train_set = UnpairedDataset(
+            data_dir, target_images, passes, tcfg.crop_size, config.data.match_candidates, tcfg.seed, frame_reader
+        )
+    val_set = PairedDataset(data_dir, "val", passes, None, frame_reader, with_targets=paired)
     if len(train_set) == 0:
         raise DatasetError(f"{data_dir}: no pairs with split 'train' in pairs.jsonl")
     train_set.check_passes()
@@ -244,7 +274,7 @@ def _train(
     generator = build_generator(config.model).to(device)
     use_gan = config.loss.adversarial > 0
     discriminator = (
-        PatchGANDiscriminator(6, config.discriminator.base_width, config.discriminator.n_layers).to(device)
+        PatchGANDiscriminator(6 if paired else 3, config.discriminator.base_width, config.discriminator.n_layers).to(device)
         if use_gan
         else None
     )
@@ -321,7 +351,7 @@ def _train(
             if d_train is not None and discriminator is not None:
                 discriminator.requires_grad_(True)
                 with autocast_for(device):
-                    scores = d_train(torch.cat([torch.cat([image, target], 1), torch.cat([image, fake.detach()], 1)], 0))
+                    scores = d_train(torch.cat([_discriminator_input(image, target, paired), _discriminator_input(image, fake.detach(), paired)], 0))
                 real_scores, old_fake_scores = scores.float().chunk(2)
                 d_loss = discriminator_loss(real_scores, old_fake_scores, config.loss.adversarial_kind)
                 _check_finite({"discriminator": d_loss}, step, run_dir, ctx, device)
@@ -330,9 +360,9 @@ def _train(
                 optimizers["discriminator"].step()
                 discriminator.requires_grad_(False)
                 with autocast_for(device):
-                    fake_scores = discriminator(torch.cat([image, fake], 1)).float()
+                    fake_scores = discriminator(_discriminator_input(image, fake, paired)).float()
                 logged["loss/discriminator"] = d_loss.detach()
-            terms = losses.generator_terms(fake.float(), target, fake_scores)
+            terms = losses.generator_terms(fake.float(), image, target if paired else None, fake_scores)
             g_total = losses.total(terms)
             _check_finite({"generator": g_total, **terms}, step, run_dir, ctx, device)
             optimizers["generator"].zero_grad(set_to_none=True)

@@ -35,7 +35,7 @@ def test_unknown_keys_and_sections_are_named_with_the_allowed_ones(tmp_path: Pat
     path.write_text("[train]\nsteps = 10\nlearning_rate = 0.1\n")
     with pytest.raises(ConfigError, match=r"bad.toml: unknown key\(s\) in \[train\]: learning_rate; allowed: steps, batch_size"):
         load_config(path)
-    with pytest.raises(ConfigError, match="unknown section.*optimizer; allowed sections: model, train, loss, discriminator, metrics"):
+    with pytest.raises(ConfigError, match="unknown section.*optimizer; allowed sections: model, data, train, loss, discriminator, metrics"):
         config_from_dict({"optimizer": {"lr": 1}})
     with pytest.raises(ConfigError, match=r"unknown key\(s\) in \[model\]: depth"):
         config_from_dict({"model": {"family": "rad", "depth": 3}})
