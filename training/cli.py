@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from stylepass.core.models.config import ConfigError
 from stylepass.core.models.inference import resolve_device
 from stylepass.core.models.serialization import ModelFileError
@@ -41,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train_parser.add_argument("--data", type=Path, required=True, help="paired dataset folder (pairs.jsonl)")
     train_parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs)")
     train_parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    train_parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    train_parser.add_argument(
+        "--device", help="cuda or cpu (default: cuda when a GPU is usable, else cpu)"
+    )
     train_parser.add_argument("--steps", type=int, help="total steps (overrides train.steps)")
     train_parser.set_defaults(handler=run_train)
 
@@ -55,8 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train a model from a TOML config on a paired dataset; Ctrl-C stops with a checkpoint."""
+    requested = args.device
+    if requested is None:
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+        if requested == "cpu":
+            print("note: no usable CUDA device, training on the CPU (slow; fine for small jobs)", file=sys.stderr)
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(requested)
     except RuntimeError as error:
         return _fail(str(error))
     try:

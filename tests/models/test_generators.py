@@ -112,3 +112,24 @@ def test_default_rad_generator_is_cheap_at_1080p() -> None:
         )
     tflop = counter.get_total_flops() / 1e12
     assert 0.05 < tflop < 0.3, tflop
+
+
+@pytest.mark.parametrize("family", TINY)
+def test_channels_last_and_bf16_autocast_paths(family: str) -> None:
+    """What CUDA runs (channels_last, bf16 autocast), checked with the CPU's implementations."""
+    config = TINY[family]
+    model = randomise(build_generator(config)).eval()
+    image, gbuffers, material = inputs(config, 21, 34)
+    with torch.no_grad():
+        reference = model(image, gbuffers, material)
+        model_cl = model.to(memory_format=torch.channels_last)
+        channels_last = model_cl(
+            image.contiguous(memory_format=torch.channels_last),
+            gbuffers.contiguous(memory_format=torch.channels_last),
+            material,
+        )
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model_cl(image, gbuffers, material)
+    torch.testing.assert_close(channels_last, reference, rtol=1e-4, atol=1e-4)
+    assert bf16.shape == reference.shape and torch.isfinite(bf16).all()
+    assert (bf16.float() - reference).abs().mean() < 0.05 * reference.abs().mean() + 1e-3
