@@ -1,0 +1,50 @@
+"""The Stylepass panel in Render properties (bpy)."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import passes
+
+
+def draw_stylepass_panel(layout: bpy.types.UILayout, scene: bpy.types.Scene,
+                         view_layer: bpy.types.ViewLayer) -> None:
+    """Draw the panel's contents; separate from the Panel class so tests can call it."""
+    try:
+        statuses = passes.pass_status(scene, view_layer)
+    except passes.UnsupportedEngineError as exc:
+        layout.label(text=str(exc), icon="ERROR")
+        return
+    box = layout.box()
+    box.label(text=f"G-buffer passes ({view_layer.name})")
+    grid = box.grid_flow(columns=2, even_columns=True)
+    for status in statuses:
+        if status.unavailable_reason:
+            grid.label(text=f"{status.spec.name}: unavailable", icon="INFO")
+        else:
+            grid.label(text=status.spec.name, icon="CHECKMARK" if status.enabled else "X")
+    row = layout.row(align=True)
+    row.operator("stylepass.setup_passes", icon="RENDERLAYERS")
+    row.operator("stylepass.remove_passes", icon="X")
+    if scene.camera is None:
+        layout.label(text="The scene has no camera", icon="ERROR")
+    layout.prop(scene.stylepass, "output_dir")
+    export_row = layout.row()
+    export_row.enabled = scene.camera is not None
+    export_row.operator("stylepass.export_gbuffers", icon="RENDER_STILL")
+
+
+class STYLEPASS_PT_render_panel(bpy.types.Panel):
+    """Stylepass in Properties > Render."""
+
+    bl_idname = "STYLEPASS_PT_render_panel"
+    bl_label = "Stylepass"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "render"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_stylepass_panel(self.layout, context.scene, context.view_layer)
+
+
+CLASSES = (STYLEPASS_PT_render_panel,)

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""One entry point for Stylepass: set-up, tests, the demo and packaging.
+
+    python build.py setup     # .venv (core, torch, CLI) and .blender/4.5, .blender/5.2 (bpy + add-on)
+    python build.py test      # the whole test suite, on both Blender versions
+    python build.py demo      # the main job on a built-in demo scene
+    python build.py package   # dist/stylepass-<version>.zip, the Blender extension
+
+Standard library only: it runs before anything is installed. Set-up is idempotent and
+quick when done; each environment is rebuilt only when what it was built from changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ElementTree
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BLENDER_ENVS = ROOT / ".blender"
+ADDON = ROOT / "blender_addon"
+RESULTS = ROOT / ".build" / "test-results"
+DEMO_OUT = ROOT / "demo_output"
+READY_MARKER = ".stylepass-ready.json"
+
+# torch: a CPU build lies on this project's machines' disk as torch==2.13.0. CUDA users
+# set STYLEPASS_TORCH (e.g. "torch==2.11.0" or "torch>=2.11") to keep or get their build.
+TORCH_REQUIREMENT = os.environ.get("STYLEPASS_TORCH", "torch==2.13.0")
+
+
+@dataclass(frozen=True)
+class BlenderTarget:
+    """A supported Blender: its bpy wheel and the Python it needs."""
+
+    version: str
+    bpy: str
+    python: str  # "3.11"
+
+
+BLENDERS = (
+    BlenderTarget("4.5", "bpy==4.5.*", "3.11"),
+    BlenderTarget("5.2", "bpy==5.2.*", "3.13"),
+)
+
+
+def say(message: str) -> None:
+    print(f"[build] {message}", flush=True)
+
+
+def run(argv: list[str | Path], **kwargs: object) -> None:
+    subprocess.run([str(a) for a in argv], check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def bin_python(env: Path) -> Path:
+    return env / "bin" / "python"
+
+
+def find_python(version: str) -> Path:
+    """A Python interpreter of ``version`` ("3.11"): this one, one on PATH, or a pyenv one."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return Path(sys.executable)
+    candidates = [shutil.which(f"python{version}")]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += sorted(glob.glob(str(pyenv / f"{version}.*" / "bin" / "python")), reverse=True)
+    for candidate in candidates:
+        if candidate and _runs_as(candidate, version):
+            return Path(candidate)
+    raise SystemExit(f"[build] Python {version} is needed but was not found: install it "
+                     f"(e.g. `pyenv install {version}`) or put python{version} on PATH")
+
+
+def _runs_as(python: str, version: str) -> bool:
+    """Whether ``python`` starts and is ``version`` (pyenv shims exist for inactive versions)."""
+    try:
+        found = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True, timeout=60)
+    except OSError:
+        return False
+    return found.returncode == 0 and found.stdout.strip() == version
+
+
+def fingerprint(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_ready(env: Path, stamp: str) -> bool:
+    marker = env / READY_MARKER
+    return bin_python(env).exists() and marker.exists() and json.loads(marker.read_text()).get("stamp") == stamp
+
+
+def mark_ready(env: Path, stamp: str) -> None:
+    (env / READY_MARKER).write_text(json.dumps({"stamp": stamp}) + "\n")
+
+
+def make_venv(env: Path, python: Path) -> None:
+    if env.exists():
+        shutil.rmtree(env)
+    say(f"creating {env.relative_to(ROOT)} with {python}")
+    run([python, "-m", "venv", env])
+    run([bin_python(env), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+
+
+def setup_core_env() -> None:
+    """`.venv`: torch, the stylepass distribution (editable) with its CLI, pytest."""
+    stamp = fingerprint((ROOT / "pyproject.toml").read_text(), TORCH_REQUIREMENT, sys.version)
+    if is_ready(VENV, stamp):
+        return
+    make_venv(VENV, Path(sys.executable))
+    say(f"installing {TORCH_REQUIREMENT} (set STYLEPASS_TORCH to choose another build)")
+    run([bin_python(VENV), "-m", "pip", "install", "-q", TORCH_REQUIREMENT])
+    say("installing stylepass (editable) and test tools")
+    run([bin_python(VENV), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
+    mark_ready(VENV, stamp)
+
+
+def extension_link(env: Path) -> Path:
+    return env / "user" / "extensions" / "user_default" / "stylepass"
+
+
+def install_addon(env: Path) -> None:
+    """Install the add-on as a user extension of this bpy environment (a link to the source)."""
+    link = extension_link(env)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    target = os.path.relpath(ADDON, link.parent)
+    if link.is_symlink() and os.readlink(link) == target:
+        return
+    if link.is_symlink() or link.exists():
+        link.unlink() if link.is_symlink() else shutil.rmtree(link)
+    link.symlink_to(target, target_is_directory=True)
+
+
+def setup_blender_env(target: BlenderTarget) -> None:
+    """`.blender/<version>`: bpy from PyPI, pytest, and the add-on installed as an extension."""
+    env = BLENDER_ENVS / target.version
+    stamp = fingerprint(target.bpy, target.python)
+    if not is_ready(env, stamp):
+        make_venv(env, find_python(target.python))
+        say(f"installing {target.bpy} into {env.relative_to(ROOT)} (about 1 GB)")
+        run([bin_python(env), "-m", "pip", "install", "-q", target.bpy, "pytest>=8"])
+        mark_ready(env, stamp)
+    install_addon(env)
+
+
+def selected_blenders(versions: list[str] | None) -> list[BlenderTarget]:
+    if not versions:
+        return list(BLENDERS)
+    known = {t.version: t for t in BLENDERS}
+    unknown = [v for v in versions if v not in known]
+    if unknown:
+        raise SystemExit(f"[build] unknown Blender {', '.join(unknown)}; supported: {', '.join(known)}")
+    return [known[v] for v in versions]
+
+
+def setup(args: argparse.Namespace) -> int:
+    setup_core_env()
+    for target in selected_blenders(args.blender):
+        setup_blender_env(target)
+    say(f"ready: {VENV.relative_to(ROOT)}/bin/stylepass, Blender "
+        f"{', '.join(t.version for t in selected_blenders(args.blender))} in {BLENDER_ENVS.relative_to(ROOT)}/")
+    return 0
+
+
+@dataclass
+class SuiteResult:
+    name: str
+    returncode: int
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def run_pytest(name: str, python: Path, pytest_args: list[str], env: dict[str, str]) -> SuiteResult:
+    """Run one pytest session and count its results from its JUnit XML."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = RESULTS / f"{name}.xml"
+    report.unlink(missing_ok=True)
+    say(f"suite {name}")
+    code = subprocess.run([str(python), "-m", "pytest", f"--junitxml={report}", *pytest_args],
+                          cwd=ROOT, env=env).returncode
+    result = SuiteResult(name, code)
+    if report.exists():
+        for suite in ElementTree.parse(report).getroot().iter("testsuite"):
+            total = int(suite.get("tests", 0))
+            failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            skipped = int(suite.get("skipped", 0))
+            result.failed += failed
+            result.skipped += skipped
+            result.passed += total - failed - skipped
+    return result
+
+
+def test(args: argparse.Namespace) -> int:
+    setup(args)
+    targets = selected_blenders(args.blender)
+    env = {**os.environ, "STYLEPASS_TEST_BLENDERS": ",".join(t.version for t in targets)}
+    extra = args.pytest_args
+    results = [run_pytest("core", bin_python(VENV), ["tests", "--ignore=tests/addon", *extra], env)]
+    for target in targets:
+        blender_env = BLENDER_ENVS / target.version
+        results.append(run_pytest(
+            f"addon-blender-{target.version}", bin_python(blender_env), ["tests/addon", *extra],
+            {**env, "BLENDER_USER_RESOURCES": str(blender_env / "user")}))
+    ok = True
+    for result in results:
+        # pytest exit 5 means no test ran: that is a failure here, never a silent pass.
+        suite_ok = result.returncode == 0 and result.passed > 0
+        ok &= suite_ok
+        say(f"{result.name}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped"
+            f"{'' if suite_ok else f' (exit code {result.returncode}: FAILED)'}")
+    print(f"total: {sum(r.passed for r in results)} passed, {sum(r.failed for r in results)} failed, "
+          f"{sum(r.skipped for r in results)} skipped", flush=True)
+    return 0 if ok else 1
+
+
+def demo(args: argparse.Namespace) -> int:
+    """The main job. Until stylisation lands: export the built-in demo scene's G-buffers."""
+    setup(args)
+    out = DEMO_OUT / "gbuffers"
+    say("rendering the built-in demo scene and exporting its G-buffers")
+    code = subprocess.run([str(VENV / "bin" / "stylepass"), "export", "demo", "--out", str(out),
+                           "--resolution", "640x360", "--samples", "32"], cwd=ROOT).returncode
+    if code == 0:
+        say(f"G-buffers (multilayer EXR + JSON per frame) are in {out}")
+        say(f"read them in Python: from stylepass.core.gbuffer import iter_export; "
+            f"next(iter_export('{out}'))")
+    return code
+
+
+def package(args: argparse.Namespace) -> int:
+    """Zip the add-on as a Blender extension (install with Blender's 'Install from Disk')."""
+    manifest = tomllib.loads((ADDON / "blender_manifest.toml").read_text())
+    dist = ROOT / "dist"
+    dist.mkdir(exist_ok=True)
+    archive = dist / f"stylepass-{manifest['version']}.zip"
+    temp = archive.with_name(f".{archive.name}.partial")
+    with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(ADDON.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                bundle.write(path, path.relative_to(ADDON).as_posix())
+    os.replace(temp, archive)
+    say(f"Blender extension: {archive}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, handler, help_text in (
+        ("setup", setup, "create .venv and the Blender environments"),
+        ("test", test, "run every test suite (after setup)"),
+        ("demo", demo, "run the main job on the built-in demo scene"),
+        ("package", package, "build the Blender extension zip in dist/"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.set_defaults(handler=handler)
+        if name != "package":
+            command.add_argument("--blender", action="append", metavar="VERSION",
+                                 help="only this Blender (4.5 or 5.2); repeatable; default: all")
+        if name == "test":
+            command.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = parser.parse_args()
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

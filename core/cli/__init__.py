@@ -1,0 +1,38 @@
+"""The ``stylepass`` command line: ``stylepass COMMAND --help`` for each command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from . import export_command
+
+
+def _version() -> str:
+    try:
+        return version("stylepass")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="stylepass",
+        description="Neural stylisation of 3D renders: export G-buffers from Blender, train and run models.",
+    )
+    parser.add_argument("--version", action="version", version=f"stylepass {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    export_command.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

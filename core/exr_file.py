@@ -1,0 +1,65 @@
+"""Read every channel of an OpenEXR file, single-part or multi-part (wraps ``OpenEXR``).
+
+Blender 4.5 writes multilayer EXRs as one interleaved part; 5.x writes one part per pass.
+Both come out here as one flat ``{full channel name: (H, W) array}`` mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import OpenEXR
+
+
+class ExrReadError(RuntimeError):
+    """The file is missing, not an EXR, or damaged."""
+
+
+@dataclass
+class ExrChannels:
+    """All channels of an EXR file.
+
+    Attributes:
+        path: the file read.
+        channels: full channel name (``"ViewLayer.Depth.Z"``) -> (H, W) array as stored
+            (float16 or float32; uint32 channels as uint32).
+        header: the first part's header (Blender puts its metadata there, Cryptomatte
+            manifests included).
+    """
+
+    path: Path
+    channels: dict[str, np.ndarray]
+    header: dict[str, Any]
+
+    def layer(self, name: str, suffixes: tuple[str, ...]) -> np.ndarray | None:
+        """Stack ``name.suffix`` channels into a (C, H, W) float32 array, or None if any is missing."""
+        keys = [f"{name}.{suffix}" for suffix in suffixes]
+        if not all(key in self.channels for key in keys):
+            return None
+        return np.stack([self.channels[key].astype(np.float32, copy=False) for key in keys])
+
+
+def read_exr(path: Path) -> ExrChannels:
+    """Read all channels of every part of ``path``.
+
+    Raises:
+        ExrReadError: naming the file when it is missing, unreadable or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExrReadError(f"EXR file not found: {path}")
+    try:
+        exr = OpenEXR.File(str(path), separate_channels=True)
+        channels: dict[str, np.ndarray] = {}
+        for part in exr.parts:
+            for name, channel in part.channels.items():
+                channels[name] = channel.pixels
+        header = dict(exr.parts[0].header) if exr.parts else {}
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ExrReadError(f"{path} is not a readable EXR (damaged or incomplete?): {exc}") from exc
+    if not channels:
+        raise ExrReadError(f"{path} holds no image channels (damaged or incomplete?)")
+    return ExrChannels(path, channels, header)
