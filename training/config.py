@@ -141,6 +141,7 @@ class MetricsSection:
     """Validation metrics beyond PSNR and SSIM (always on)."""
 
     lpips_weights: str | None = None  # local LPIPS-VGG safetensors (VGG16 + lin layers); off if unset
+    kid_weights: str | None = None  # local VGG16 safetensors for KID on VGG features; off if unset
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Offline image-quality metrics: PSNR and SSIM (no weights needed). Images in [0, 1], (B, C, H, W)."""
+"""Image-quality metrics. PSNR and SSIM need no weights (images in [0, 1], (B, C, H, W));
+KID works on features from a network the caller loads from local weights."""
 
 from __future__ import annotations
 
@@ -41,3 +42,34 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
     return (num / den).flatten(1).mean(dim=1)
+
+
+def kernel_inception_distance(features_x: torch.Tensor, features_y: torch.Tensor) -> torch.Tensor:
+    """Unbiased squared MMD with the cubic polynomial kernel (Binkowski et al. 2018), a scalar.
+
+    features_x (m, D), features_y (n, D), m, n >= 2; k(a, b) = (a . b / D + 1)^3. Near 0 when both
+    sets come from the same distribution (can be slightly negative), larger the further apart.
+    """
+    x, y = features_x.double(), features_y.double()
+    m, n, dim = x.shape[0], y.shape[0], x.shape[1]
+    if m < 2 or n < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {m} and {n}")
+    k_xx = (x @ x.T / dim + 1.0) ** 3
+    k_yy = (y @ y.T / dim + 1.0) ** 3
+    k_xy = (x @ y.T / dim + 1.0) ** 3
+    mmd = (
+        (k_xx.sum() - k_xx.diagonal().sum()) / (m * (m - 1))
+        + (k_yy.sum() - k_yy.diagonal().sum()) / (n * (n - 1))
+        - 2.0 * k_xy.mean()
+    )
+    return mmd.float()
+
+
+def image_tiles(images: torch.Tensor, tile: int = 64) -> torch.Tensor:
+    """Non-overlapping tile x tile crops of (B, C, H, W) images: (B * rows * cols, C, t, t).
+
+    The tile shrinks to min(tile, H, W) for small images; remainders at the right/bottom are dropped.
+    """
+    tile = min(tile, images.shape[-2], images.shape[-1])
+    tiles = images.unfold(2, tile, tile).unfold(3, tile, tile)  # (B, C, rows, cols, t, t)
+    return tiles.permute(0, 2, 3, 1, 4, 5).reshape(-1, images.shape[1], tile, tile)

@@ -1,4 +1,4 @@
-"""VGG16 perceptual loss and LPIPS-VGG metric from LOCAL safetensors weights (never downloaded).
+"""VGG16 perceptual loss, LPIPS-VGG and KID features from LOCAL safetensors weights (never downloaded).
 
 Weights file layout (torchvision key names, so a converted torchvision VGG16 state dict works):
 ``features.{i}.weight`` / ``features.{i}.bias`` for the VGG16 convolutions i in
@@ -51,8 +51,8 @@ def load_vgg16_features(weights: Path, last_index: int) -> nn.Sequential:
     if not weights.is_file():
         raise MissingWeightsError(
             f"VGG16 weights not found at {weights}. Stylepass never downloads weights: convert a "
-            "VGG16 state dict to safetensors locally and point the config at it, or set the "
-            "weight of the loss/metric that needs it to 0."
+            "VGG16 state dict to safetensors locally and point the config at it, or turn off "
+            "what needs it (loss.perceptual = 0.0, or remove metrics.lpips_weights / metrics.kid_weights)."
         )
     try:
         state = load_tensors(weights)
@@ -134,3 +134,19 @@ class LPIPS(nn.Module):
             ft = ft / (ft.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
             total = total + F.conv2d((fp - ft).pow(2), lin).mean(dim=(1, 2, 3))
         return total
+
+
+class VGGPooledFeatures(nn.Module):
+    """Image descriptors for KID: spatial mean of VGG16 relu5_3, (B, 3, H >= 16, W >= 16) -> (B, 512).
+
+    KID is usually computed on Inception-v3 features; these VGG16 features keep to the weights
+    stylepass already uses, so values compare between stylepass runs, not with published KIDs.
+    """
+
+    def __init__(self, weights: Path) -> None:
+        super().__init__()
+        self.net = load_vgg16_features(weights, RELU_TAPS[-1])
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return vgg_taps(self.net, images.float(), RELU_TAPS[-1:])[0].mean(dim=(2, 3))

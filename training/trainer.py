@@ -35,10 +35,10 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_from_dict, config_to_dict, config_to_toml
 from .distributed import DistContext, all_ranks_true, barrier, init_distributed, shutdown
 from .losses import discriminator_loss, generator_adversarial_loss, l1_loss, total_variation
-from .metrics import psnr, ssim
+from .metrics import image_tiles, kernel_inception_distance, psnr, ssim
 from .paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
-from .unpaired_dataset import UnpairedDataset
-from .perceptual import LPIPS, PerceptualLoss
+from .unpaired_dataset import TargetPatchIndex, UnpairedDataset
+from .perceptual import LPIPS, PerceptualLoss, VGGPooledFeatures
 from .run_log import RunLogger
 from .sampling import StepBatchSampler
 
@@ -178,6 +178,25 @@ class _Losses:
         return sum(getattr(self.weights, name) * value for name, value in terms.items())
 
 
+@dataclasses.dataclass
+class OptionalMetrics:
+    """Validation metrics that need local weights (None when not configured)."""
+
+    lpips: LPIPS | None = None
+    kid_features: VGGPooledFeatures | None = None
+    kid_reference: torch.Tensor | None = None  # (N, 512) target-domain features (unpaired runs)
+
+
+@torch.no_grad()
+def target_domain_features(
+    index: TargetPatchIndex, features: VGGPooledFeatures, device: torch.device, limit: int = 64
+) -> torch.Tensor:
+    """KID reference for unpaired runs: features of up to `limit` evenly spread candidate crops."""
+    positions = torch.linspace(0, len(index.positions) - 1, min(limit, len(index.positions))).long().unique()
+    crops = torch.stack([index.crop(int(p)) for p in positions]).to(device)
+    return torch.cat([features(image_tiles(chunk)) for chunk in crops.split(16)])
+
+
 def _validation_items(dataset: PairedDataset, max_size: int) -> Iterator[Batch]:
     for index in range(len(dataset)):
         item = dataset.load_pair(index)
@@ -190,16 +209,20 @@ def _validation_items(dataset: PairedDataset, max_size: int) -> Iterator[Batch]:
 
 @torch.no_grad()
 def validate(
-    generator: nn.Module, dataset: PairedDataset, device: torch.device, max_size: int, lpips: LPIPS | None
+    generator: nn.Module, dataset: PairedDataset, device: torch.device, max_size: int, extra: OptionalMetrics
 ) -> tuple[dict[str, float], list[torch.Tensor]]:
-    """Mean PSNR/SSIM (and LPIPS) of the generator on a split; also the first item's panels.
+    """Mean PSNR/SSIM (LPIPS, KID) of the generator on a split; also the first item's panels.
 
     With targets the metrics compare with them (val/psnr, ...); without (unpaired runs) they
-    measure how much of the input's content survives (val/content_psnr, ...).
+    measure how much of the input's content survives (val/content_psnr, ...). KID (val/kid)
+    compares 64 px tiles of the outputs with those of the targets, or with the target-domain
+    crops of an unpaired run.
     """
     generator.eval()
     sums: dict[str, float] = {}
     panels: list[torch.Tensor] = []
+    kid_outputs: list[torch.Tensor] = []
+    kid_targets: list[torch.Tensor] = []
     for batch in _validation_items(dataset, max_size):
         batch = _to_device(batch, device)
         with autocast_for(device):
@@ -208,14 +231,24 @@ def validate(
         reference = batch.get("target", batch["image"])
         prefix = "val/" if "target" in batch else "val/content_"
         values = {prefix + "psnr": psnr(out, reference), prefix + "ssim": ssim(out, reference)}
-        if lpips is not None:
-            values[prefix + "lpips"] = lpips(out, reference)
+        if extra.lpips is not None:
+            values[prefix + "lpips"] = extra.lpips(out, reference)
+        if extra.kid_features is not None:
+            kid_outputs.append(extra.kid_features(image_tiles(out)))
+            if "target" in batch:
+                kid_targets.append(extra.kid_features(image_tiles(batch["target"].float())))
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + float(value.clamp(max=100.0).sum())
         if not panels:
             panels = [batch["image"][0].float().cpu(), out[0].cpu(), reference[0].float().cpu()]
     generator.train()
-    return {k: v / max(1, len(dataset)) for k, v in sums.items()}, panels
+    metrics = {k: v / max(1, len(dataset)) for k, v in sums.items()}
+    kid_reference = torch.cat(kid_targets) if kid_targets else extra.kid_reference
+    if kid_outputs and kid_reference is not None:
+        outputs = torch.cat(kid_outputs)
+        if len(outputs) >= 2 and len(kid_reference) >= 2:
+            metrics["val/kid"] = float(kernel_inception_distance(outputs, kid_reference))
+    return metrics, panels
 
 
 def train(
@@ -305,7 +338,13 @@ def _train(
             d_train = DistributedDataParallel(discriminator, device_ids=ids)
 
     losses = _Losses(config, device)
-    lpips = LPIPS(Path(config.metrics.lpips_weights)).to(device) if config.metrics.lpips_weights else None
+    extra_metrics = OptionalMetrics()
+    if ctx.is_main and config.metrics.lpips_weights:
+        extra_metrics.lpips = LPIPS(Path(config.metrics.lpips_weights)).to(device)
+    if ctx.is_main and config.metrics.kid_weights:
+        extra_metrics.kid_features = VGGPooledFeatures(Path(config.metrics.kid_weights)).to(device)
+        if isinstance(train_set, UnpairedDataset):
+            extra_metrics.kid_reference = target_domain_features(train_set.index, extra_metrics.kid_features, device)
     logger = RunLogger(run_dir) if ctx.is_main else None
     loader = DataLoader(
         train_set,
@@ -317,7 +356,7 @@ def _train(
     def run_validation(at_step: int) -> dict[str, float]:
         if not ctx.is_main or len(val_set) == 0:
             return {}
-        metrics, panels = validate(generator, val_set, device, tcfg.val_max_size, lpips)
+        metrics, panels = validate(generator, val_set, device, tcfg.val_max_size, extra_metrics)
         assert logger is not None
         logger.scalars(at_step, metrics)
         logger.images(at_step, "val/input_output_target", panels)

@@ -14,7 +14,7 @@ TINY = {
     "unet": UNetConfig(base_width=4, depth=4, gbuffer_passes=("albedo", "depth")),
     "rad": RADConfig(widths=(4, 8, 8), blocks=(1, 1, 1), gbuffer_widths=(4, 4, 4), num_materials=4),
 }
-SIZES = [(1, 1), (1, 2), (2, 3), (5, 7), (17, 33), (31, 64), (3, 2048)]
+SIZES = [(1, 1), (1, 2), (2, 3), (5, 7), (17, 33), (31, 64), (1, 2048), (3, 2048), (2047, 3)]
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -139,3 +139,19 @@ def frame_factory():
 def style():
     """The synthetic style: linear beauty (3, H, W) -> linear target (3, H, W)."""
     return restyle
+
+
+@pytest.fixture(scope="session")
+def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local safetensors file with random VGG16 features (to relu5_3) and LPIPS lin layers."""
+    import torch
+    from safetensors.torch import save_file
+
+    from stylepass.training.perceptual import RELU_TAPS, build_vgg16_features
+
+    torch.manual_seed(0)
+    state = {f"features.{k}": v for k, v in build_vgg16_features(RELU_TAPS[-1]).state_dict().items()}
+    state.update({f"lin{k}.weight": torch.rand(1, w, 1, 1) for k, w in enumerate((64, 128, 256, 512, 512))})
+    path = tmp_path_factory.mktemp("weights") / "lpips_vgg16.safetensors"
+    save_file(state, str(path))
+    return path

@@ -11,8 +11,15 @@ from safetensors.torch import save_file
 
 from stylepass.training import cartoon
 from stylepass.training.losses import discriminator_loss, generator_adversarial_loss, total_variation
-from stylepass.training.metrics import psnr, ssim
-from stylepass.training.perceptual import LPIPS, RELU_TAPS, MissingWeightsError, PerceptualLoss, build_vgg16_features
+from stylepass.training.metrics import image_tiles, kernel_inception_distance, psnr, ssim
+from stylepass.training.perceptual import (
+    LPIPS,
+    RELU_TAPS,
+    MissingWeightsError,
+    PerceptualLoss,
+    VGGPooledFeatures,
+    build_vgg16_features,
+)
 
 
 def test_psnr_and_ssim_known_values() -> None:
@@ -60,13 +67,24 @@ def test_total_variation_and_cartoon_representations() -> None:
     assert (smoothed[..., :10].mean() - 0.2).abs() < 0.02 and (smoothed[..., 38:].mean() - 0.8).abs() < 0.02
 
 
-def write_vgg(path: Path, last_index: int, with_lins: bool = False) -> None:
+def write_vgg(path: Path, last_index: int) -> None:
     torch.manual_seed(0)
-    state = {f"features.{k}": v for k, v in build_vgg16_features(last_index).state_dict().items()}
-    if with_lins:
-        widths = (64, 128, 256, 512, 512)
-        state.update({f"lin{k}.weight": torch.rand(1, w, 1, 1) for k, w in enumerate(widths)})
-    save_file(state, str(path))
+    save_file({f"features.{k}": v for k, v in build_vgg16_features(last_index).state_dict().items()}, str(path))
+
+
+def test_kid_separates_distributions_and_tiles_images() -> None:
+    torch.manual_seed(0)
+    a, b = torch.randn(200, 16), torch.randn(200, 16)
+    shifted = torch.randn(200, 16) + 1.0
+    same, different = kernel_inception_distance(a, b), kernel_inception_distance(a, shifted)
+    assert abs(same.item()) < 0.1 < different.item()
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        kernel_inception_distance(a[:1], b)
+    images = torch.arange(2 * 3 * 130 * 70, dtype=torch.float32).reshape(2, 3, 130, 70)
+    tiles = image_tiles(images, 64)
+    assert tiles.shape == (2 * 2 * 1, 3, 64, 64)
+    assert torch.equal(tiles[1], images[0, :, 64:128, :64])
+    assert image_tiles(images[..., :20, :30]).shape == (2, 3, 20, 20)
 
 
 def test_perceptual_loss_from_local_weights(tmp_path: Path) -> None:
@@ -91,15 +109,15 @@ def test_missing_or_pickled_weights_are_explained(tmp_path: Path) -> None:
         PerceptualLoss(pickled)
 
 
-def test_lpips_from_local_weights(tmp_path: Path) -> None:
-    weights = tmp_path / "lpips.safetensors"
-    write_vgg(weights, RELU_TAPS[-1], with_lins=True)
-    lpips = LPIPS(weights)
+def test_lpips_and_kid_features_from_local_weights(lpips_weights: Path, tmp_path: Path) -> None:
+    lpips = LPIPS(lpips_weights)
     torch.manual_seed(1)
     a = torch.rand(2, 3, 32, 32)
     near, far = (a + 0.02 * torch.randn_like(a)).clamp(0, 1), torch.rand(2, 3, 32, 32)
     assert lpips(a, a).abs().max() < 1e-6
     assert (lpips(a, near) < lpips(a, far)).all()
-    write_vgg(weights, RELU_TAPS[-1], with_lins=False)
+    assert VGGPooledFeatures(lpips_weights)(a).shape == (2, 512)
+    weights = tmp_path / "vgg.safetensors"
+    write_vgg(weights, RELU_TAPS[-1])
     with pytest.raises(MissingWeightsError, match="lacks the LPIPS linear layers: lin0.weight"):
         LPIPS(weights)

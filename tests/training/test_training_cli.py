@@ -89,6 +89,9 @@ def test_bad_inputs_exit_with_a_message(cli_env, tmp_path: Path, capsys: pytest.
     fails_with(("differs from the one", "in: model.widths;"), "train", str(changed), *common, "--resume")
     fails_with("not a paired dataset", "train", str(config), "--data", str(tmp_path), "--out", str(tmp_path / "r2"), "--device", "cpu")
     fails_with("--steps must be >= 1", "train", str(config), *common[:-1], "0")
+    no_weights = tmp_path / "no_weights.toml"
+    no_weights.write_text(CONFIG + f'\n[metrics]\nkid_weights = "{tmp_path / "vgg16.safetensors"}"\n')
+    fails_with(("VGG16 weights not found", "never downloads"), "train", str(no_weights), *common[:2], "--out", str(tmp_path / "r3"), *common[4:])
     fails_with("is not a training run", "export-model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"))
     if not torch.cuda.is_available():
         fails_with("CUDA is not available", "train", str(config), "--data", str(data), "--out", str(run), "--device", "cuda")

@@ -23,7 +23,7 @@ MODELS = {
 CPU = torch.device("cpu")
 
 
-def tiny_config(family: str, steps: int, **train_overrides) -> TrainConfig:
+def tiny_config(family: str, steps: int, metrics: dict | None = None, **train_overrides) -> TrainConfig:
     train_section = {
         "steps": steps, "batch_size": 4, "crop_size": 32, "num_workers": 0, "log_every": 5,
         "val_every": 20, "checkpoint_every": 10, "lr_g": 2e-3, "lr_d": 2e-4,
@@ -34,6 +34,7 @@ def tiny_config(family: str, steps: int, **train_overrides) -> TrainConfig:
             "train": train_section,
             "loss": {"l1": 100.0, "adversarial": 1.0},
             "discriminator": {"base_width": 8, "n_layers": 2},
+            "metrics": metrics or {},
         }
     )
 
@@ -118,3 +119,10 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_that_resumes(paired_datas
     shorter = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=9))
     resumed = train(shorter, paired_dataset, run, CPU, resume=True, frame_reader=gbuffer_reader)
     assert (resumed.step, resumed.interrupted) == (9, False)
+
+
+def test_validation_adds_lpips_and_kid_given_local_weights(paired_dataset: Path, gbuffer_reader, lpips_weights: Path, tmp_path: Path) -> None:
+    metrics = {"lpips_weights": str(lpips_weights), "kid_weights": str(lpips_weights)}
+    result = train(tiny_config("unet", 2, metrics=metrics), paired_dataset, tmp_path / "run", CPU, frame_reader=gbuffer_reader)
+    assert set(result.validation) == {"val/psnr", "val/ssim", "val/lpips", "val/kid"}
+    assert result.validation["val/lpips"] > 0

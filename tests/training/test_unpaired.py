@@ -60,7 +60,9 @@ def test_unpaired_config_and_data_errors(paired_dataset: Path, gbuffer_reader, t
         UnpairedDataset(paired_dataset, tmp_path, (), 32, frame_reader=gbuffer_reader)
 
 
-def test_unpaired_training_moves_outputs_towards_the_target_domain(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+def test_unpaired_training_moves_outputs_towards_the_target_domain(
+    paired_dataset: Path, gbuffer_reader, lpips_weights: Path, tmp_path: Path
+) -> None:
     config = config_from_dict(
         {
             "model": MODEL,
@@ -68,11 +70,12 @@ def test_unpaired_training_moves_outputs_towards_the_target_domain(paired_datase
             "train": {"steps": 40, "batch_size": 4, "crop_size": 32, "num_workers": 0, "log_every": 10, "val_every": 0, "lr_g": 2e-3, "lr_d": 2e-3},
             "loss": {"l1": 0.0, "content": 1.0, "adversarial": 1.0},
             "discriminator": {"base_width": 8, "n_layers": 2},
+            "metrics": {"kid_weights": str(lpips_weights)},
         }
     )
     run = tmp_path / "run"
     result = train(config, paired_dataset, run, torch.device("cpu"), frame_reader=gbuffer_reader)
-    assert result.step == 40 and set(result.validation) == {"val/content_psnr", "val/content_ssim"}
+    assert result.step == 40 and set(result.validation) == {"val/content_psnr", "val/content_ssim", "val/kid"}
     assert any("loss/content" in r and "loss/adversarial" in r for r in read_metrics(run))
     trained = build_generator(config.model).eval()
     trained.load_state_dict(load_tensors(latest_checkpoint(run) / "generator.safetensors"))
