@@ -20,6 +20,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,8 @@ def checkpoint_dir_name(step: int) -> str:
 def save_checkpoint(
     run_dir: Path,
     step: int,
-    modules: dict[str, nn.Module],
-    optimizers: dict[str, torch.optim.Optimizer],
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
     extra: dict[str, Any] | None = None,
     keep: int = 2,
 ) -> Path:
@@ -147,8 +148,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def load_checkpoint(
     directory: Path,
-    modules: dict[str, nn.Module],
-    optimizers: dict[str, torch.optim.Optimizer],
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
 ) -> dict[str, Any]:
     """Load a checkpoint into `modules` and `optimizers` and restore RNG states; returns state.json.
 

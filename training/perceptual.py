@@ -95,7 +95,7 @@ class PerceptualLoss(nn.Module):
         pred_feats = vgg_taps(self.net, prediction.float(), self.taps)
         with torch.no_grad():
             target_feats = vgg_taps(self.net, target.float(), self.taps)
-        return sum(F.l1_loss(p, t) for p, t in zip(pred_feats, target_feats)) / len(self.taps)
+        return torch.stack([F.l1_loss(p, t) for p, t in zip(pred_feats, target_feats)]).mean()
 
 
 class LPIPS(nn.Module):

@@ -37,10 +37,10 @@ from .distributed import DistContext, all_ranks_true, barrier, init_distributed,
 from .losses import discriminator_loss, generator_adversarial_loss, l1_loss, total_variation
 from .metrics import image_tiles, kernel_inception_distance, psnr, ssim
 from .paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
-from .unpaired_dataset import TargetPatchIndex, UnpairedDataset
 from .perceptual import LPIPS, PerceptualLoss, VGGPooledFeatures
 from .run_log import RunLogger
 from .sampling import StepBatchSampler
+from .unpaired_dataset import TargetPatchIndex, UnpairedDataset
 
 RESOLVED_CONFIG = "config.toml"
 Batch = dict[str, torch.Tensor]
@@ -313,9 +313,9 @@ def _train(
     )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        generator.to(memory_format=torch.channels_last)
+        generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if discriminator is not None:
-            discriminator.to(memory_format=torch.channels_last)
+            discriminator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     betas = (tcfg.beta1, tcfg.beta2)
     modules: dict[str, nn.Module] = {"generator": generator}
     optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=tcfg.lr_g, betas=betas)}

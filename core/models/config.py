@@ -71,8 +71,8 @@ class RADConfig:
                 raise ConfigError(f"model.{name} = {list(getattr(self, name))}: values out of range")
 
 
-ModelConfig = Union[UNetConfig, RADConfig]
-MODEL_FAMILIES: dict[str, type[UNetConfig] | type[RADConfig]] = {"unet": UNetConfig, "rad": RADConfig}
+ModelConfig = UNetConfig | RADConfig
+MODEL_FAMILIES: dict[str, type[UNetConfig | RADConfig]] = {"unet": UNetConfig, "rad": RADConfig}
 
 
 def dataclass_from_dict(cls: type, data: Mapping[str, Any], section: str) -> Any:

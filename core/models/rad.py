@@ -135,9 +135,8 @@ class RADGenerator(nn.Module):
         self.stages = nn.ModuleList(
             nn.ModuleList(RADResBlock(w) for _ in range(n)) for w, n in zip(widths, blocks)
         )
-        self.head = nn.Conv2d(widths[0], 3, 3, padding=1)
+        self.head = nn.Conv2d(widths[0], 3, 3, padding=1, bias=False)
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
 
     def forward(
         self, image: torch.Tensor, gbuffers: torch.Tensor, material_id: torch.Tensor
@@ -165,6 +164,7 @@ class RADGenerator(nn.Module):
     ) -> torch.Tensor:
         """Run the RAD blocks of one scale with that scale's shared (gamma, beta)."""
         gamma, beta = modulation
-        for block in self.stages[scale]:
+        blocks: nn.ModuleList = self.stages[scale]  # type: ignore[assignment]
+        for block in blocks:
             x = block(x, gamma, beta)
         return x

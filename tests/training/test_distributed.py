@@ -64,7 +64,7 @@ def test_two_cpu_processes_train_one_model_with_gloo(paired_dataset: Path, tmp_p
         str(script), "train", str(config), "--data", str(paired_dataset), "--out", str(run),
         "--device", "cpu", "--steps", "20",
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     checkpoint = latest_checkpoint(run)
     assert checkpoint is not None and checkpoint.name == "step-00000020"
