@@ -13,4 +13,5 @@ class StylepassSceneSettings(bpy.types.PropertyGroup):
         description="Folder for G-buffer exports (EXR + JSON per frame); // is relative to the .blend",
         default="//stylepass_export/",
         subtype="DIR_PATH",
+        options={"PATH_SUPPORTS_BLEND_RELATIVE"},
     )

@@ -117,7 +117,8 @@ def add_default_lighting(scene: bpy.types.Scene) -> None:
     scene.collection.objects.link(sun_obj)
     world = scene.world or bpy.data.worlds.new("Stylepass Sky")
     scene.world = world
-    world.use_nodes = True
+    if world.node_tree is None:  # 4.5; in 5.x worlds always have nodes
+        world.use_nodes = True
     background = next(n for n in world.node_tree.nodes if n.type == "BACKGROUND")
     background.inputs["Color"].default_value = (0.4, 0.45, 0.5, 1.0)
     background.inputs["Strength"].default_value = 0.6
@@ -138,7 +139,8 @@ def missing_texture_warnings() -> list[str]:
 def _principled(name: str, colour: tuple[float, float, float], roughness: float,
                 metallic: float) -> bpy.types.Material:
     material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    if material.node_tree is None:  # 4.5; in 5.x materials always have nodes
+        material.use_nodes = True
     bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
     bsdf.inputs["Base Color"].default_value = (*colour, 1.0)
     bsdf.inputs["Roughness"].default_value = roughness
@@ -146,8 +148,15 @@ def _principled(name: str, colour: tuple[float, float, float], roughness: float,
     return material
 
 
+DEMO_FRAMES = 12
+
+
 def build_demo_scene() -> bpy.types.Scene:
-    """A small fixed scene: floor, cube, sphere and cone in four materials, a sun and a sky."""
+    """A small fixed scene: floor, cube, sphere and cone in four materials, a sun and a sky.
+
+    The cube turns a quarter turn over frames 1-12, so animations and motion vectors
+    have something to show.
+    """
     scene = _empty_scene()
     shapes = [
         ("Floor", bpy.ops.mesh.primitive_plane_add, {"size": 8}, (0, 0, 0),
@@ -170,6 +179,11 @@ def build_demo_scene() -> bpy.types.Scene:
             for polygon in obj.data.polygons:
                 polygon.use_smooth = True
         objects.append(obj)
+    cube = objects[1]
+    for frame, angle in ((1, 0.0), (DEMO_FRAMES, math.pi / 2)):
+        cube.rotation_euler = (0.0, 0.0, angle)
+        cube.keyframe_insert("rotation_euler", frame=frame)
+    scene.frame_end = DEMO_FRAMES
     frame_camera_on(scene, objects[1:], azimuth_deg=20.0, elevation_deg=25.0)
     add_default_lighting(scene)
     return scene

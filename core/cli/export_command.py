@@ -59,7 +59,7 @@ def _script_args(args: argparse.Namespace) -> list[str]:
 
 def run_export(args: argparse.Namespace) -> int:
     """Validate, start Blender, show its progress, and return its exit code."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # no hard wraps in farm logs
     try:
         ExportOptions.from_namespace(args)
         if args.scene != "demo" and not Path(args.scene).is_file():

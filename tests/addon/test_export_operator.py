@@ -1,0 +1,102 @@
+"""The panel's Export G-buffers operator and the panel's draw code in every state."""
+
+from __future__ import annotations
+
+import json
+
+import bpy
+import pytest
+
+
+def small(scene):
+    scene.render.resolution_x, scene.render.resolution_y = 48, 27
+    scene.cycles.samples = 1
+
+
+def test_export_writes_the_current_frame(demo_scene, tmp_path):
+    small(demo_scene)
+    demo_scene.stylepass.output_dir = str(tmp_path)
+    demo_scene.frame_set(3)
+    bpy.ops.stylepass.setup_passes()
+    assert bpy.ops.stylepass.export_gbuffers() == {"FINISHED"}
+    sidecar = json.loads((tmp_path / "frame_000003.json").read_text())
+    assert sidecar["frame"] == 3 and sidecar["resolution"] == [48, 27]
+    assert sidecar["exr"]["bytes"] == (tmp_path / "frame_000003.exr").stat().st_size
+    assert [json.loads(x)["frame"] for x in (tmp_path / "manifest.jsonl").read_text().splitlines()] == [3]
+    assert demo_scene.render.image_settings.file_format == "PNG", "the user's output format is restored"
+
+
+def test_export_asks_for_setup_when_passes_are_off(demo_scene, view_layer, tmp_path):
+    demo_scene.stylepass.output_dir = str(tmp_path)
+    bpy.ops.stylepass.setup_passes()
+    view_layer.use_pass_normal = False
+    with pytest.raises(RuntimeError, match="lacks the passes normal: run Stylepass > Set up passes"):
+        bpy.ops.stylepass.export_gbuffers()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_a_relative_folder_in_an_unsaved_file(demo_scene):
+    bpy.ops.stylepass.setup_passes()
+    demo_scene.stylepass.output_dir = "//exports/"
+    with pytest.raises(RuntimeError, match="not saved yet"):
+        bpy.ops.stylepass.export_gbuffers()
+
+
+def test_export_without_camera_names_the_problem(demo_scene, tmp_path):
+    bpy.ops.stylepass.setup_passes()
+    demo_scene.stylepass.output_dir = str(tmp_path)
+    demo_scene.camera = None
+    with pytest.raises(RuntimeError, match="has no active camera"):
+        bpy.ops.stylepass.export_gbuffers()
+
+
+class LayoutRecorder:
+    """Stands in for bpy.types.UILayout (no UI in background mode) and records the calls."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+        self.enabled = True
+
+    def _child(self, *args, **kwargs) -> "LayoutRecorder":
+        return LayoutRecorder(self.log)
+
+    row = box = column = grid_flow = _child
+
+    def label(self, text: str = "", icon: str = "NONE") -> None:
+        self.log.append(("label", text, icon))
+
+    def operator(self, idname: str, icon: str = "NONE", **kwargs) -> None:
+        self.log.append(("operator", idname, self))
+
+    def prop(self, data, name: str, **kwargs) -> None:
+        assert hasattr(data, name)
+        self.log.append(("prop", name, icon := None))
+
+
+def draw(addon, scene) -> list:
+    log: list = []
+    addon.panel.draw_stylepass_panel(LayoutRecorder(log), scene, bpy.context.view_layer)
+    return log
+
+
+def test_panel_draws_every_state(addon, demo_scene, view_layer):
+    view_layer.use_pass_normal = False
+    missing = draw(addon, demo_scene)
+    assert ("label", "normal", "X") in missing
+    assert {e[1] for e in missing if e[0] == "operator"} == {
+        "stylepass.setup_passes", "stylepass.remove_passes", "stylepass.export_gbuffers"}
+
+    bpy.ops.stylepass.setup_passes()
+    ready = draw(addon, demo_scene)
+    assert not [e for e in ready if e[0] == "label" and e[2] == "X"]
+    export_row = next(e[2] for e in ready if e[:2] == ("operator", "stylepass.export_gbuffers"))
+    assert export_row.enabled
+
+    demo_scene.camera = None
+    no_camera = draw(addon, demo_scene)
+    assert ("label", "The scene has no camera", "ERROR") in no_camera
+    assert not next(e[2] for e in no_camera if e[:2] == ("operator", "stylepass.export_gbuffers")).enabled
+
+    demo_scene.render.engine = "BLENDER_WORKBENCH"
+    workbench = draw(addon, demo_scene)
+    assert len(workbench) == 1 and workbench[0][2] == "ERROR" and "Cycles or Eevee" in workbench[0][1]

@@ -1,0 +1,129 @@
+"""Farm behaviour of `stylepass export`: shards, resume after a kill, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from stylepass.blender_addon.export_format import MANIFEST_NAME
+from stylepass.core.gbuffer import exported_frames, read_gbuffer
+
+from .conftest import STYLEPASS, run_in_blender, stylepass_export
+
+TINY = ("--resolution", "32x18", "--samples", "1")
+
+
+def manifest_frames(out):
+    return [json.loads(line)["frame"] for line in (out / MANIFEST_NAME).read_text().splitlines()]
+
+
+def frame_files(out):
+    return sorted(p.name for p in out.glob("*") if p.name.startswith("frame_"))
+
+
+def test_shards_cover_each_frame_exactly_once(blender, tmp_path):
+    out = tmp_path / "shared-folder"
+    owned = {1: [1, 4, 7], 2: [2, 5], 3: [3, 6]}
+    seen: list[int] = []
+    for shard, frames in owned.items():
+        run = stylepass_export("demo", out, blender, *TINY, "--frames", "1-7", "--shard", f"{shard}/3")
+        assert run.returncode == 0, run.output[-3000:]
+        seen += frames
+        assert manifest_frames(out) == seen
+    assert sorted(seen) == list(range(1, 8))
+    assert [read_gbuffer(p).meta["frame"] for p in exported_frames(out)] == list(range(1, 8))
+
+
+def test_killed_export_resumes_with_nothing_lost(blender, tmp_path):
+    out = tmp_path / "job"
+    argv = [str(STYLEPASS), "export", "demo", "--out", str(out), "--blender", blender,
+            "--resolution", "96x54", "--samples", "16"]
+    job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and job.poll() is None:
+        if (out / MANIFEST_NAME).exists() and len(manifest_frames(out)) >= 2:
+            break
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGKILL)  # the farm kills the task: CLI and Blender at once
+    job.wait()
+    finished_before = manifest_frames(out)
+    assert 2 <= len(finished_before) < 12, "the kill came too late to test resuming"
+    for path in exported_frames(out):  # everything that looks finished is readable
+        read_gbuffer(path)
+    mtimes = {f: (out / f"frame_{f:06d}.exr").stat().st_mtime_ns for f in finished_before}
+
+    resumed = stylepass_export("demo", out, blender, "--resolution", "96x54", "--samples", "16")
+    assert resumed.returncode == 0, resumed.output[-3000:]
+    assert f"{len(finished_before)} already finished" in resumed.output
+    assert sorted(manifest_frames(out)) == list(range(1, 13))
+    assert len(manifest_frames(out)) == 12
+    assert [read_gbuffer(p).meta["frame"] for p in exported_frames(out)] == list(range(1, 13))
+    assert {f: (out / f"frame_{f:06d}.exr").stat().st_mtime_ns for f in finished_before} == mtimes
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.fixture(scope="session")
+def bad_blends(blender, tmp_path_factory):
+    """A .blend without a camera and one set to Workbench, made by this Blender."""
+    folder = tmp_path_factory.mktemp(f"blends-{blender}")
+    run_in_blender(blender, f"""
+        import bpy
+        bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+        bpy.ops.mesh.primitive_cube_add()
+        bpy.ops.wm.save_as_mainfile(filepath={str(folder / 'no_camera.blend')!r})
+        camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+        bpy.context.scene.collection.objects.link(camera)
+        bpy.context.scene.camera = camera
+        bpy.context.scene.render.engine = "BLENDER_WORKBENCH"
+        bpy.ops.wm.save_as_mainfile(filepath={str(folder / 'workbench.blend')!r})
+    """)
+    (folder / "corrupt.blend").write_bytes(b"BLENDER-v450" + os.urandom(2000))
+    return folder
+
+
+@pytest.mark.parametrize("case, expected_code, message", [
+    ("no_camera", 2, "has no active camera"),
+    ("workbench", 2, "BLENDER_WORKBENCH cannot give G-buffer passes"),
+    ("corrupt", 2, "cannot open"),
+    ("frames_outside", 2, "is outside scene"),
+    ("unwritable", 3, "cannot write to the output folder"),
+])
+def test_bad_input_is_refused_clearly_and_writes_nothing(blender, bad_blends, tmp_path, case, expected_code,
+                                                         message):
+    out = tmp_path / "out"
+    scene, options = "demo", list(TINY)
+    if case in ("no_camera", "workbench", "corrupt"):
+        scene = bad_blends / f"{case}.blend"
+    elif case == "frames_outside":
+        options += ["--frames", "10-20"]
+    elif case == "unwritable":
+        (tmp_path / "a-file").write_text("not a folder")
+        out = tmp_path / "a-file" / "out"
+    run = stylepass_export(scene, out, blender, *options)
+    assert run.returncode == expected_code, run.output[-3000:]
+    assert message in run.output
+    assert not out.exists() or frame_files(out) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--frames", "9-3"], "is before the start"),
+    (["--shard", "4/3"], "I must be between 1 and N"),
+    (["--resolution", "wide"], "expected WxH"),
+    (["--samples", "0"], "must be at least 1"),
+])
+def test_bad_options_fail_before_blender_starts(tmp_path, options, message):
+    run = stylepass_export("demo", tmp_path / "out", None, *options)
+    assert run.returncode == 2 and message in run.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_scene_and_missing_blender_are_named(tmp_path):
+    run = stylepass_export(tmp_path / "nowhere.blend", tmp_path / "out", None)
+    assert run.returncode == 2 and "scene file not found" in run.output
+    run = stylepass_export("demo", tmp_path / "out", str(tmp_path / "no-blender"))
+    assert run.returncode == 4 and "not 4.5 or 5.2 and not an executable Blender" in run.output
