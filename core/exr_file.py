@@ -52,6 +52,10 @@ def read_exr(path: Path) -> ExrChannels:
     if not path.is_file():
         raise ExrReadError(f"EXR file not found: {path}")
     try:
+        # OpenEXR drops (with a printed warning) every part whose pixel data is damaged
+        # or cut off, so a truncated file still opens: compare with the declared channels.
+        declared = [channel.name for part in OpenEXR.File(str(path), header_only=True).parts
+                    for channel in part.header.get("channels", [])]
         exr = OpenEXR.File(str(path), separate_channels=True)
         channels: dict[str, np.ndarray] = {}
         for part in exr.parts:
@@ -60,6 +64,11 @@ def read_exr(path: Path) -> ExrChannels:
         header = dict(exr.parts[0].header) if exr.parts else {}
     except (RuntimeError, ValueError, OSError) as exc:
         raise ExrReadError(f"{path} is not a readable EXR (damaged or incomplete?): {exc}") from exc
+    lost = [name for name in declared if name not in channels]
+    if lost:
+        raise ExrReadError(f"{path} is damaged or incomplete (truncated?): no pixel data for "
+                           f"{len(lost)} of {len(declared)} channels ({', '.join(lost[:4])}"
+                           f"{', ...' if len(lost) > 4 else ''})")
     if not channels:
         raise ExrReadError(f"{path} holds no image channels (damaged or incomplete?)")
     return ExrChannels(path, channels, header)

@@ -137,10 +137,12 @@ def _require(exr: ExrChannels, prefix: str, name: str) -> np.ndarray:
     return found
 
 
-def _material_ids(exr: ExrChannels, prefix: str, meta: dict[str, Any]) -> np.ndarray:
+def _material_ids(exr: ExrChannels, prefix: str, meta: dict[str, Any],
+                  valid: np.ndarray, repaired: dict[str, int]) -> np.ndarray:
     index = _pass(exr, prefix, "material_index")
     if index is not None:
-        return np.rint(np.nan_to_num(index[0], nan=0.0)).astype(np.int32)
+        _sanitise("material_index", index, valid, repaired)
+        return np.rint(index[0]).astype(np.int32)
     decoded = cryptomatte.rank0_names(exr, f"{prefix}CryptoMaterial")
     if decoded is None:
         raise MissingPassError(f"{exr.path} has neither a Material Index nor a Cryptomatte material "
@@ -180,6 +182,8 @@ def read_gbuffer(exr_path: str | Path) -> GBufferFrame:
         GBufferWarning: when non-finite values were found and masked.
     """
     exr_path = Path(exr_path)
+    if not exr_path.is_file():  # before the sidecar, so the error names the file asked for
+        raise GBufferError(f"EXR file not found: {exr_path}; check the path or export the frame again")
     meta = read_sidecar(sidecar_path(exr_path))
     try:
         exr = read_exr(exr_path)
@@ -195,10 +199,9 @@ def read_gbuffer(exr_path: str | Path) -> GBufferFrame:
     if [width, height] != list(meta.get("resolution", [width, height])):
         raise GBufferError(f"{exr_path} is {width}x{height} but its sidecar says "
                            f"{meta['resolution'][0]}x{meta['resolution'][1]}; export the frame again")
-    material_id = _material_ids(exr, prefix, meta)
-
     valid = np.ones((height, width), dtype=bool)
     repaired: dict[str, int] = {}
+    material_id = _material_ids(exr, prefix, meta, valid, repaired)
     for name, array in (("beauty", beauty), ("albedo", albedo), ("normal", normal_world),
                         ("depth", depth)) + ((("motion", motion),) if motion is not None else ()):
         _sanitise(name, array, valid, repaired)
