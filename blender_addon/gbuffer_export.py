@@ -164,10 +164,11 @@ def repair_manifest(out_dir: Path, frames: Iterable[int]) -> None:
 
 @dataclass
 class ExportSummary:
-    """Frames written and skipped (already finished) by ``export_frames``."""
+    """Frames written and skipped (already finished) by ``export_frames``; whether it was cancelled."""
 
     written: list[int]
     skipped: list[int]
+    cancelled: bool = False
 
 
 ProgressCallback = Callable[[str, int, int, int], None]  # (event, frame, done, total)
@@ -189,6 +190,7 @@ def export_frames(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, out_d
     try:
         for done, frame in enumerate(frames, start=1):
             if should_cancel is not None and should_cancel():
+                summary.cancelled = True
                 break
             if is_frame_finished(FrameFiles.in_folder(out_dir, frame)):
                 summary.skipped.append(frame)

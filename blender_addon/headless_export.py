@@ -56,8 +56,18 @@ def script_arguments(argv: list[str]) -> list[str]:
     return argv[argv.index("--") + 1:] if "--" in argv else []
 
 
-def _on_sigterm(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+class CancelRequest:
+    """Set by SIGINT/SIGTERM; the export stops after the frame in progress.
+
+    Raising from the signal handler does not work: the handler runs inside whatever
+    Python Blender is executing (Cycles' render callback, say), which swallows exceptions.
+    """
+
+    requested = False
+
+    @classmethod
+    def on_signal(cls, _signum: int, _frame: object) -> None:
+        cls.requested = True
 
 
 def run(argv: list[str]) -> int:
@@ -108,12 +118,13 @@ def _export(argv: list[str]) -> int:
             scene, view_layer, out_dir, frames,
             on_progress=lambda event, frame, done, total: emit(
                 "frame", status=event, frame=frame, done=done, total=total),
+            should_cancel=lambda: CancelRequest.requested,
         )
+        if summary.cancelled:
+            emit("error", code=int(ExitCode.CANCELLED), message="cancelled; re-run the same command to resume")
+            return ExitCode.CANCELLED
         emit("done", written=summary.written, skipped=summary.skipped, out=str(out_dir))
         return ExitCode.OK
-    except KeyboardInterrupt:
-        emit("error", code=int(ExitCode.CANCELLED), message="cancelled; re-run the same command to resume")
-        return ExitCode.CANCELLED
     except gbuffer_export.OutputNotWritableError as exc:
         emit("error", code=int(ExitCode.OUTPUT_UNWRITABLE), message=str(exc))
         return ExitCode.OUTPUT_UNWRITABLE
@@ -130,5 +141,6 @@ def _export(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, CancelRequest.on_signal)
+    signal.signal(signal.SIGINT, CancelRequest.on_signal)
     sys.exit(run(script_arguments(sys.argv)))

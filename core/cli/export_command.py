@@ -27,6 +27,7 @@ EXIT_CODES_HELP = """exit codes:
 """
 
 TAIL_LINES = 40
+CANCEL_GRACE_SECONDS = 60
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -100,9 +101,10 @@ def _run_blender(argv: list[str], env: dict[str, str], verbose: bool, console: C
                 _show_event(event, progress, task, console, errors)
         code = process.wait()
     except KeyboardInterrupt:
+        # Blender stops after the frame in progress; a frame that will not end is cut off.
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=CANCEL_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             process.kill()
         console.print("[yellow]cancelled[/]: run the same command again to resume")

@@ -75,3 +75,12 @@ def test_workbench_is_refused_with_the_fix(demo_scene):
     demo_scene.render.engine = "BLENDER_WORKBENCH"
     with pytest.raises(RuntimeError, match="cannot give G-buffer passes.*Cycles or Eevee"):
         bpy.ops.stylepass.setup_passes()
+
+
+def test_cycles_motion_blur_leaves_vectors_off_and_says_why(addon, demo_scene, view_layer):
+    demo_scene.render.use_motion_blur = True
+    view_layer.use_pass_vector = False
+    report = addon.passes.setup_passes(demo_scene, view_layer)
+    assert not view_layer.use_pass_vector
+    assert report.notes == ["motion: Cycles gives motion vectors only with motion blur off"]
+    assert addon.passes.missing_required(demo_scene, view_layer) == []

@@ -127,3 +127,43 @@ def test_missing_scene_and_missing_blender_are_named(tmp_path):
     assert run.returncode == 2 and "scene file not found" in run.output
     run = stylepass_export("demo", tmp_path / "out", str(tmp_path / "no-blender"))
     assert run.returncode == 4 and "not 4.5 or 5.2 and not an executable Blender" in run.output
+
+
+def test_ctrl_c_cancels_with_code_130_and_the_same_command_resumes(blender, tmp_path):
+    out = tmp_path / "job"
+    argv = [str(STYLEPASS), "export", "demo", "--out", str(out), "--blender", blender,
+            "--resolution", "96x54", "--samples", "16"]
+    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not ((out / MANIFEST_NAME).exists() and manifest_frames(out)):
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+    output, _ = job.communicate(timeout=120)
+    assert job.returncode == 130, output[-3000:]
+    assert "re-run the same command to resume" in output or "run the same command again to resume" in output
+    assert len(manifest_frames(out)) < 12
+    resumed = stylepass_export("demo", out, blender, "--resolution", "96x54", "--samples", "16")
+    assert resumed.returncode == 0, resumed.output[-3000:]
+    assert sorted(manifest_frames(out)) == list(range(1, 13))
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_blender_executable_path_is_started_headless_with_factory_settings(tmp_path):
+    """`--blender PATH` runs `PATH -b --factory-startup --python-exit-code 1 --python SCRIPT -- ...`.
+
+    No Blender binary is installed here, so a stand-in checks those flags and runs the
+    script with the 5.2 bpy environment, which behaves as Blender's embedded Python does.
+    """
+    from stylepass.core.blender_runtime import env_python
+
+    fake = tmp_path / "blender"
+    fake.write_text(f"""#!/bin/sh
+[ "$1 $2 $3 $4 $5" = "-b --factory-startup --python-exit-code 1 --python" ] || exit 99
+script="$6"; shift 6
+exec {env_python("5.2")} "$script" "$@"
+""")
+    fake.chmod(0o755)
+    run = stylepass_export("demo", tmp_path / "out", str(fake), *TINY, "--frames", "2-3")
+    assert run.returncode == 0, run.output[-3000:]
+    assert manifest_frames(tmp_path / "out") == [2, 3]
