@@ -81,10 +81,13 @@ def read_pairs(root: Path, require_target: bool = True) -> list[PairRecord]:
 
 
 def default_frame_reader(path: Path) -> Any:
-    """Read a G-buffer EXR with stylepass.core.gbuffer.read_gbuffer."""
-    from stylepass.core.gbuffer import read_gbuffer
+    """Read a G-buffer export with stylepass.core.gbuffer.read_gbuffer (DatasetError if unusable)."""
+    from stylepass.core.gbuffer import GBufferError, read_gbuffer
 
-    return read_gbuffer(path)
+    try:
+        return read_gbuffer(path)
+    except GBufferError as error:  # missing pass, damaged file, missing sidecar ...
+        raise DatasetError(str(error)) from None
 
 
 class PairedDataset(Dataset):

@@ -1,9 +1,12 @@
 """Fixtures: a tiny synthetic paired dataset written as real files.
 
-Inputs are G-buffer EXRs in a simple test layout (channels R/G/B beauty, albedo.R/G/B,
-normal.X/Y/Z, depth.Z, material.I) read back by :func:`read_test_gbuffer`; targets are real PNG
-(sRGB 8-bit) and EXR (linear) files read by the dataset's own target reader. The target is a fixed
-colour restyle of the beauty, so a generator can learn it in a few dozen steps.
+Inputs are G-buffer exports in Blender's layout (multilayer EXR + sidecar JSON) read by the real
+``stylepass.core.gbuffer.read_gbuffer``; targets are real PNG (sRGB 8-bit) and EXR (linear)
+files read by the dataset's own target reader. The target is a fixed colour restyle of the
+beauty, so a generator can learn it in a few dozen steps.
+
+The tests use one CPU thread: tiny networks gain nothing from more, and a single thread does not
+stall when other processes (Blender renders, other suites) share the cores.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from types import SimpleNamespace
 import numpy as np
 import OpenEXR
 import pytest
+import torch
 from PIL import Image
+
+torch.set_num_threads(1)
 
 TRAIN_FRAMES = 4
 VAL_FRAMES = 2
@@ -56,33 +62,33 @@ def make_frame(rng: np.random.Generator, height: int = FRAME_HEIGHT, width: int 
     )
 
 
-def write_test_gbuffer(path: Path, frame: SimpleNamespace) -> None:
-    """Write a frame as a single-part EXR in the test layout."""
-    channels = {c: frame.beauty[i] for i, c in enumerate("RGB")}
-    channels.update({f"albedo.{c}": frame.albedo[i] for i, c in enumerate("RGB")})
-    channels.update({f"normal.{c}": frame.normal[i] for i, c in enumerate("XYZ")})
-    channels["depth.Z"] = frame.depth
-    channels["material.I"] = frame.material_id.astype(np.float32)
+def write_test_gbuffer(path: Path, frame: SimpleNamespace, passes: tuple[str, ...] = ("albedo",)) -> None:
+    """Write a frame as a Blender 5.x-style G-buffer export: EXR plus sidecar JSON.
+
+    The camera is the identity (world space = camera space); invalid pixels get Blender's
+    1e10 background depth. `passes` picks the optional layers besides beauty, normal, depth and
+    material index ("albedo" is there unless left out, to test a missing pass).
+    """
+    height, width = frame.depth.shape
+    layer = "ViewLayer"
+    channels = {f"{layer}.Combined.{c}": frame.beauty[i] for i, c in enumerate("RGB")}
+    channels[f"{layer}.Combined.A"] = np.ones((height, width), np.float32)
+    if "albedo" in passes:
+        channels.update({f"{layer}.Diffuse Color.{c}": frame.albedo[i] for i, c in enumerate("RGB")})
+    channels.update({f"{layer}.Normal.{c}": frame.normal[i] for i, c in enumerate("XYZ")})
+    channels[f"{layer}.Depth.Z"] = np.where(frame.valid, frame.depth, 1e10)
+    channels[f"{layer}.Material Index.X"] = frame.material_id.astype(np.float32)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     OpenEXR.File(header, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in channels.items()}).write(str(path))
-
-
-def read_test_gbuffer(path: Path) -> SimpleNamespace:
-    """Read a frame written by :func:`write_test_gbuffer`."""
-    with OpenEXR.File(str(path), separate_channels=True) as exr:
-        ch = {k: np.array(v.pixels, dtype=np.float32) for k, v in exr.channels().items()}
-    material = ch["material.I"].astype(np.int32)
-    depth = ch["depth.Z"]
-    return SimpleNamespace(
-        beauty=np.stack([ch[c] for c in "RGB"]),
-        albedo=np.stack([ch[f"albedo.{c}"] for c in "RGB"]),
-        normal=np.stack([ch[f"normal.{c}"] for c in "XYZ"]),
-        depth=depth,
-        valid=depth > 0,
-        material_id=material,
-        motion=None,
-        meta={},
-    )
+    sidecar = {
+        "schema_version": 1,
+        "exr": path.name,
+        "view_layer": layer,
+        "resolution": [width, height],
+        "camera": {"world_to_camera": np.eye(4).tolist(), "clip_end": 1000.0},
+        "materials": [],
+    }
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
 
 
 def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
@@ -125,8 +131,16 @@ def paired_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gbuffer_reader():
-    """The reader of the test G-buffer layout (a FrameReader)."""
-    return read_test_gbuffer
+    """The production G-buffer reader (a FrameReader)."""
+    from stylepass.core.gbuffer import read_gbuffer
+
+    return read_gbuffer
+
+
+@pytest.fixture(scope="session")
+def gbuffer_writer():
+    """write_test_gbuffer(path, frame, passes=("albedo",)): a Blender-style export of a frame."""
+    return write_test_gbuffer
 
 
 @pytest.fixture()

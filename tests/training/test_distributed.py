@@ -12,18 +12,13 @@ from pathlib import Path
 from stylepass.training.checkpoint import latest_checkpoint
 from stylepass.training.run_log import read_metrics
 
-HERE = Path(__file__).resolve().parent
-
 SCRIPT = textwrap.dedent(
     """
-    import sys
-    sys.path.insert(0, {here!r})
     import argparse
-    import conftest  # the test G-buffer layout
-    import stylepass.training.trainer as trainer
+    import sys
+
     from stylepass.training.cli import register
 
-    trainer.default_frame_reader = conftest.read_test_gbuffer
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     args = parser.parse_args(sys.argv[1:])
@@ -55,7 +50,7 @@ n_layers = 2
 
 def test_two_cpu_processes_train_one_model_with_gloo(paired_dataset: Path, tmp_path: Path) -> None:
     script, config, run = tmp_path / "entry.py", tmp_path / "config.toml", tmp_path / "run"
-    script.write_text(SCRIPT.format(here=str(HERE)))
+    script.write_text(SCRIPT)
     config.write_text(CONFIG)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"

@@ -67,6 +67,14 @@ def test_dataset_lacking_a_pass_names_it(paired_dataset: Path, gbuffer_reader) -
         data.check_passes()
 
 
+def test_export_lacking_a_required_pass_is_named(paired_dataset: Path, gbuffer_writer, frame_factory, tmp_path: Path) -> None:
+    root = copy_dataset(paired_dataset, tmp_path / "d")
+    gbuffer_writer(root / "frames" / "0000.exr", frame_factory(np.random.default_rng(0)), passes=())
+    data = PairedDataset(root, "train", PASSES)  # the default reader: stylepass.core.gbuffer
+    with pytest.raises(DatasetError, match="0000.exr has no albedo pass"):
+        data.check_passes()
+
+
 def test_bad_pairs_files_are_explained(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a paired dataset: pairs.jsonl not found"):
         PairedDataset(tmp_path, "train", PASSES)

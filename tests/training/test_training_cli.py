@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import stylepass.training.trainer as trainer_module
 from stylepass.core.models import load_model
 from stylepass.core.models.config import build_generator
 from stylepass.core.models.serialization import load_tensors
@@ -43,9 +42,8 @@ def run_cli(*argv: str) -> int:
 
 
 @pytest.fixture()
-def cli_env(tmp_path: Path, paired_dataset: Path, gbuffer_reader, monkeypatch: pytest.MonkeyPatch):
-    """A config file, and the test G-buffer reader in place of the default one."""
-    monkeypatch.setattr(trainer_module, "default_frame_reader", gbuffer_reader)
+def cli_env(tmp_path: Path, paired_dataset: Path):
+    """A config file and the dataset."""
     config = tmp_path / "config.toml"
     config.write_text(CONFIG)
     return config, paired_dataset
