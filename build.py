@@ -229,7 +229,7 @@ def demo(args: argparse.Namespace) -> int:
     out = DEMO_OUT / "gbuffers"
     say("rendering the built-in demo scene and exporting its G-buffers")
     code = subprocess.run([str(VENV / "bin" / "stylepass"), "export", "demo", "--out", str(out),
-                           "--resolution", "640x360", "--samples", "32"], cwd=ROOT).returncode
+                           "--resolution", "640x360", "--samples", "16"], cwd=ROOT).returncode
     if code == 0:
         say(f"G-buffers (multilayer EXR + JSON per frame) are in {out}")
         say(f"read them in Python: from stylepass.core.gbuffer import iter_export; "
