@@ -41,7 +41,8 @@ def load_scene(source: str) -> tuple[bpy.types.Scene, list[str]]:
     raise SceneLoadError(f"{path}: expected a .blend, .gltf or .glb file (or '{DEMO_SCENE}')")
 
 
-def _empty_scene() -> bpy.types.Scene:
+def new_empty_scene() -> bpy.types.Scene:
+    """Replace the open file with an empty factory scene (Cycles, frame 1 only)."""
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     scene = bpy.context.scene
     scene.frame_start = scene.frame_end = 1
@@ -51,7 +52,7 @@ def _empty_scene() -> bpy.types.Scene:
 
 def import_gltf_scene(path: Path) -> bpy.types.Scene:
     """Import a glTF asset into a fresh scene with a camera and lights."""
-    scene = _empty_scene()
+    scene = new_empty_scene()
     try:
         bpy.ops.import_scene.gltf(filepath=str(path))
     except RuntimeError as exc:
@@ -157,7 +158,7 @@ def build_demo_scene() -> bpy.types.Scene:
     The cube turns a quarter turn over frames 1-12, so animations and motion vectors
     have something to show.
     """
-    scene = _empty_scene()
+    scene = new_empty_scene()
     shapes = [
         ("Floor", bpy.ops.mesh.primitive_plane_add, {"size": 8}, (0, 0, 0),
          _principled("Floor", (0.55, 0.52, 0.48), 0.8, 0.0)),
