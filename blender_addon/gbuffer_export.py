@@ -20,19 +20,12 @@ from .atomic_files import append_jsonl, commit, partials_of, read_jsonl, temp_pa
 from .blender_compat import multilayer_exr_output, render_samples
 from .camera_record import camera_record, render_size
 from .export_format import MANIFEST_NAME, PASSES, SCHEMA_VERSION, frame_stem
+from .headless_protocol import BadInputError, JobError, OutputNotWritableError
 from .material_ids import material_table
 
 
-class ExportError(RuntimeError):
-    """An export cannot go on; the message says what to fix."""
-
-
-class BadSceneError(ExportError):
+class BadSceneError(BadInputError):
     """The scene cannot be exported as it is (no camera, wrong engine, passes off)."""
-
-
-class OutputNotWritableError(ExportError):
-    """The output folder cannot be created or written."""
 
 
 @dataclass(frozen=True)
@@ -135,13 +128,13 @@ def export_frame(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, out_di
     bpy.ops.render.render(layer=view_layer.name, scene=scene.name)
     result = bpy.data.images.get("Render Result")
     if result is None:
-        raise ExportError(f"Blender produced no render result for frame {frame}")
+        raise JobError(f"Blender produced no render result for frame {frame}")
     temp = temp_path_for(files.exr)
     try:
         with multilayer_exr_output(scene):
             result.save_render(filepath=str(temp), scene=scene)
         if not temp.is_file() or temp.stat().st_size == 0:
-            raise ExportError(f"Blender wrote no EXR for frame {frame} to {temp}")
+            raise JobError(f"Blender wrote no EXR for frame {frame} to {temp}")
         commit(temp, files.exr)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -1,8 +1,11 @@
-"""What the headless exporter tells the `stylepass` CLI (Blender-free).
+"""What a headless job tells the `stylepass` CLI (Blender-free).
 
-The exporter runs inside Blender (bpy) in a child process; it reports progress as lines
+A job runs inside Blender (bpy) in a child process. It reports progress as lines
 ``@@stylepass {json}`` on stdout among Blender's own output, and ends with an exit code
 from :class:`ExitCode` that the CLI passes on, so farm schedulers can act on it.
+
+Events: ``start`` (total, message), ``progress`` (done, total, label, status),
+``warning`` (message), ``error`` (code, message), ``done`` (message).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ EVENT_PREFIX = "@@stylepass "
 
 
 class ExitCode(enum.IntEnum):
-    """Exit codes of ``stylepass export`` (documented in the README)."""
+    """Exit codes of the ``stylepass`` jobs (documented in the README)."""
 
     OK = 0
     FAILED = 1            # unexpected error: worth a retry, then a bug report
@@ -25,13 +28,45 @@ class ExitCode(enum.IntEnum):
     CANCELLED = 130       # interrupted (Ctrl-C / SIGTERM); re-run the same command to resume
 
 
+class JobError(RuntimeError):
+    """A job cannot go on; the message says what to fix. Subclasses pick the exit code."""
+
+    exit_code = ExitCode.FAILED
+
+
+class BadInputError(JobError, ValueError):
+    """The input (scene, recipe, option) is wrong."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class OutputNotWritableError(JobError):
+    """The output folder cannot be created or written."""
+
+    exit_code = ExitCode.OUTPUT_UNWRITABLE
+
+
+class JobCancelled(Exception):
+    """The user or the farm asked the job to stop; finished work is kept."""
+
+
+def error_exit_code(exc: BaseException) -> ExitCode:
+    """The exit code for an exception that ended a job: JobError's own, BAD_INPUT for any
+    other ValueError (bad option values), FAILED otherwise."""
+    if isinstance(exc, JobError):
+        return exc.exit_code
+    if isinstance(exc, ValueError):
+        return ExitCode.BAD_INPUT
+    return ExitCode.FAILED
+
+
 def encode_event(kind: str, **fields: Any) -> str:
-    """One progress line, e.g. ``encode_event("frame_done", frame=3, done=1, total=4)``."""
+    """One progress line, e.g. ``encode_event("progress", done=1, total=4, label="frame 3")``."""
     return EVENT_PREFIX + json.dumps({"event": kind, **fields}, sort_keys=True)
 
 
 def decode_event(line: str) -> dict[str, Any] | None:
-    """The event on a line of the exporter's output, or None for any other line."""
+    """The event on a line of a job's output, or None for any other line."""
     if not line.startswith(EVENT_PREFIX):
         return None
     try:

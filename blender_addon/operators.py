@@ -6,6 +6,7 @@ from __future__ import annotations
 import bpy
 
 from . import gbuffer_export, passes
+from .headless_protocol import JobError
 
 
 class STYLEPASS_OT_setup_passes(bpy.types.Operator):
@@ -60,7 +61,7 @@ class STYLEPASS_OT_export_gbuffers(bpy.types.Operator):
                 window_manager.progress_update(1)
             finally:
                 window_manager.progress_end()
-        except gbuffer_export.ExportError as exc:
+        except JobError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Stylepass: frame {row['frame']} written to {out_dir / row['exr']}")

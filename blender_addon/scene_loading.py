@@ -15,10 +15,12 @@ from pathlib import Path
 import bpy
 from mathutils import Vector
 
+from .headless_protocol import BadInputError
+
 DEMO_SCENE = "demo"
 
 
-class SceneLoadError(ValueError):
+class SceneLoadError(BadInputError):
     """The scene file is missing, of an unknown kind, or fails to load."""
 
 

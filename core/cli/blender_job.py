@@ -1,0 +1,89 @@
+"""Run a ``headless_main`` job in Blender and show its progress (Blender-free)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from stylepass.blender_addon.headless_protocol import ExitCode, decode_event
+
+from ..blender_runtime import BlenderNotFoundError, addon_dir, blender_command
+
+TAIL_LINES = 40
+CANCEL_GRACE_SECONDS = 60
+
+
+def make_console() -> Console:
+    """Console for messages: stderr, and no hard line wraps (farm logs are grepped)."""
+    return Console(stderr=True, soft_wrap=True)
+
+
+def run_blender_job(job: str, job_args: list[str], blender: str | None, verbose: bool, console: Console) -> int:
+    """Run ``job`` with ``job_args`` in the chosen Blender; returns the job's exit code."""
+    try:
+        command = blender_command(blender, addon_dir() / "headless_main.py", [job, *job_args])
+    except BlenderNotFoundError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return ExitCode.NO_BLENDER
+    return _follow(command.argv, {**os.environ, **command.env}, job, verbose, console)
+
+
+def _follow(argv: list[str], env: dict[str, str], job: str, verbose: bool, console: Console) -> int:
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    errors: list[str] = []
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, bufsize=1, errors="replace")
+    progress = Progress(TextColumn(f"[bold]{job}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.description}"), TimeRemainingColumn(),
+                        console=console, disable=not console.is_terminal)
+    task = progress.add_task("starting Blender", total=None)
+    try:
+        with progress:
+            assert process.stdout is not None
+            for line in process.stdout:
+                line = line.rstrip("\n")
+                event = decode_event(line)
+                if event is None:
+                    tail.append(line)
+                    if verbose:
+                        progress.console.print(line, markup=False, highlight=False)
+                    continue
+                _show(event, progress, task, console, errors)
+        code = process.wait()
+    except KeyboardInterrupt:
+        # Blender stops after the frame in progress; a frame that will not end is cut off.
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=CANCEL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        console.print("[yellow]cancelled[/]: run the same command again to resume")
+        return ExitCode.CANCELLED
+    if code != 0 and not errors:
+        console.print(f"[red]error:[/] Blender exited with code {code}; its last output:")
+        console.print("\n".join(tail), markup=False, highlight=False)
+        return code if code in {int(c) for c in ExitCode} else ExitCode.FAILED
+    return code
+
+
+def _show(event: dict, progress: Progress, task: TaskID, console: Console, errors: list[str]) -> None:
+    kind = event["event"]
+    if kind == "start":
+        progress.update(task, total=event["total"], description="")
+        console.print(event["message"])
+    elif kind == "progress":
+        progress.update(task, completed=event["done"], description=event["label"])
+        if not console.is_terminal:
+            console.print(f"{event['label']} {event['status']} ({event['done']}/{event['total']})")
+    elif kind == "warning":
+        console.print(f"[yellow]warning:[/] {event['message']}")
+    elif kind == "error":
+        errors.append(event["message"])
+        console.print(f"[red]error:[/] {event['message']}")
+    elif kind == "done":
+        console.print(f"done: {event['message']}")
