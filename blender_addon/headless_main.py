@@ -73,7 +73,8 @@ class CancelRequest:
 def run(argv: list[str]) -> int:
     """Run the job named by ``argv[0]`` with the add-on registered; returns the exit code."""
     with addon_registered():
-        from stylepass_addon.headless_protocol import ExitCode, JobCancelled, encode_event, error_exit_code
+        from stylepass_addon.headless_protocol import (ExitCode, JobCancelled, encode_event, error_exit_code,
+                                                       error_message)
 
         def emit(kind: str, **fields: object) -> None:
             print(encode_event(kind, **fields), flush=True)
@@ -95,10 +96,7 @@ def run(argv: list[str]) -> int:
             code = error_exit_code(exc)
             if code == ExitCode.FAILED:
                 traceback.print_exc()
-                message = f"{type(exc).__name__}: {exc}"
-            else:
-                message = str(exc)
-            emit("error", code=int(code), message=message)
+            emit("error", code=int(code), message=error_message(exc))
             return code
 
 

@@ -11,6 +11,7 @@ Events: ``start`` (total, message), ``progress`` (done, total, label, status),
 from __future__ import annotations
 
 import enum
+import errno
 import json
 from typing import Any
 
@@ -50,14 +51,30 @@ class JobCancelled(Exception):
     """The user or the farm asked the job to stop; finished work is kept."""
 
 
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
 def error_exit_code(exc: BaseException) -> ExitCode:
     """The exit code for an exception that ended a job: JobError's own, BAD_INPUT for any
-    other ValueError (bad option values), FAILED otherwise."""
+    other ValueError (bad option values), OUTPUT_UNWRITABLE for a full disk, else FAILED."""
     if isinstance(exc, JobError):
         return exc.exit_code
     if isinstance(exc, ValueError):
         return ExitCode.BAD_INPUT
+    if _disk_full(exc):
+        return ExitCode.OUTPUT_UNWRITABLE
     return ExitCode.FAILED
+
+
+def error_message(exc: BaseException) -> str:
+    """What to tell the user about an exception that ended a job."""
+    if _disk_full(exc):
+        return (f"the disk is full (writing {getattr(exc, 'filename', None) or 'the output'}): free some "
+                "space and run the same command again to resume; finished work is kept")
+    if error_exit_code(exc) == ExitCode.FAILED:
+        return f"{type(exc).__name__}: {exc}"
+    return str(exc)
 
 
 def encode_event(kind: str, **fields: Any) -> str:

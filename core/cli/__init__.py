@@ -6,7 +6,7 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from . import export_command
+from . import dataset_command, export_command
 
 
 def _version() -> str:
@@ -25,12 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stylepass {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     export_command.register(commands)
+    dataset_command.register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser, argv = dataset_command.subcommand_parser(argv) or (build_parser(), argv)
+    args = parser.parse_args(argv)
     return int(args.handler(args))
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from stylepass.blender_addon.headless_protocol import ExitCode, decode_event
@@ -23,12 +24,22 @@ def make_console() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+def print_error(console: Console, message: str) -> None:
+    """``error: message``, the message shown as written (no rich markup in it)."""
+    console.print(f"[red]error:[/] {escape(message)}")
+
+
+def print_warning(console: Console, message: str) -> None:
+    """``warning: message``, the message shown as written."""
+    console.print(f"[yellow]warning:[/] {escape(message)}")
+
+
 def run_blender_job(job: str, job_args: list[str], blender: str | None, verbose: bool, console: Console) -> int:
     """Run ``job`` with ``job_args`` in the chosen Blender; returns the job's exit code."""
     try:
         command = blender_command(blender, addon_dir() / "headless_main.py", [job, *job_args])
     except BlenderNotFoundError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(console, str(exc))
         return ExitCode.NO_BLENDER
     return _follow(command.argv, {**os.environ, **command.env}, job, verbose, console)
 
@@ -65,7 +76,7 @@ def _follow(argv: list[str], env: dict[str, str], job: str, verbose: bool, conso
         console.print("[yellow]cancelled[/]: run the same command again to resume")
         return ExitCode.CANCELLED
     if code != 0 and not errors:
-        console.print(f"[red]error:[/] Blender exited with code {code}; its last output:")
+        print_error(console, f"Blender exited with code {code}; its last output:")
         console.print("\n".join(tail), markup=False, highlight=False)
         return code if code in {int(c) for c in ExitCode} else ExitCode.FAILED
     return code
@@ -75,15 +86,16 @@ def _show(event: dict, progress: Progress, task: TaskID, console: Console, error
     kind = event["event"]
     if kind == "start":
         progress.update(task, total=event["total"], description="")
-        console.print(event["message"])
+        console.print(event["message"], markup=False, highlight=False)
     elif kind == "progress":
         progress.update(task, completed=event["done"], description=event["label"])
         if not console.is_terminal:
-            console.print(f"{event['label']} {event['status']} ({event['done']}/{event['total']})")
+            console.print(f"{event['label']} {event['status']} ({event['done']}/{event['total']})",
+                          markup=False, highlight=False)
     elif kind == "warning":
-        console.print(f"[yellow]warning:[/] {event['message']}")
+        print_warning(console, event["message"])
     elif kind == "error":
         errors.append(event["message"])
-        console.print(f"[red]error:[/] {event['message']}")
+        print_error(console, event["message"])
     elif kind == "done":
-        console.print(f"done: {event['message']}")
+        console.print(f"done: {event['message']}", markup=False, highlight=False)

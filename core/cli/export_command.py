@@ -9,7 +9,7 @@ from stylepass.blender_addon.export_options import ExportOptions, add_export_arg
 from stylepass.blender_addon.headless_protocol import ExitCode
 
 from ..blender_runtime import SUPPORTED_VERSIONS
-from .blender_job import make_console, run_blender_job
+from .blender_job import make_console, print_error, run_blender_job
 
 EXIT_CODES_HELP = """exit codes:
   0    every frame of this shard is exported (re-running skips them)
@@ -53,7 +53,7 @@ def run_export(args: argparse.Namespace) -> int:
         if args.scene != "demo" and not Path(args.scene).is_file():
             raise ValueError(f"scene file not found: {args.scene}")
     except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(console, str(exc))
         return ExitCode.BAD_INPUT
     job_args = [args.scene if args.scene == "demo" else str(Path(args.scene).resolve()),
                 "--out", str(Path(args.out).resolve()), "--seed", str(args.seed)]

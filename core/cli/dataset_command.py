@@ -1,0 +1,126 @@
+"""``stylepass dataset``: make training pairs in headless Blender; ``dataset merge``, ``dataset show``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stylepass.blender_addon.dataset_recipe import RecipeError, load_recipe
+from stylepass.blender_addon.export_options import parse_resolution
+from stylepass.blender_addon.frame_selection import parse_frame_range, parse_shard
+from stylepass.blender_addon.headless_protocol import ExitCode
+
+from ..dataset_tools import DatasetError, contact_sheet, merge_datasets, summarise
+from .blender_job import make_console, print_error, run_blender_job
+from .export_command import EXIT_CODES_HELP, add_blender_arguments
+
+SHEET_NAME = "contact_sheet.png"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``dataset`` (``dataset merge`` and ``dataset show`` have parsers of their own)."""
+    make = commands.add_parser(
+        "dataset",
+        help="render training pairs (G-buffer input + target) from a recipe; also `dataset merge|show`",
+        description="Render input/target pairs from a dataset recipe (TOML) in headless Blender: G-buffer "
+                    "exports of the fast input render, pixel-aligned targets, and pairs.jsonl with a "
+                    "train/validation split by scene. Re-running the same command resumes. "
+                    "Also: `stylepass dataset merge OUT SHARD...` and `stylepass dataset show DIR`.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    make.add_argument("recipe", help="dataset recipe (TOML), e.g. presets/enhance/dataset.toml")
+    make.add_argument("--out", required=True, help="dataset folder (created if missing)")
+    amount = make.add_mutually_exclusive_group()
+    amount.add_argument("--count", type=int, help="procedural scenes to make (default: the recipe's)")
+    amount.add_argument("--frames", help="A-B: frames of the recipe's .blend (default: its range)")
+    make.add_argument("--shard", help="I/N: this task makes every N-th scene or frame starting at the I-th")
+    make.add_argument("--resolution", help="WxH (default: the recipe's)")
+    make.add_argument("--seed", type=int, default=0, help="seed of the procedural scenes (default 0)")
+    add_blender_arguments(make)
+    make.set_defaults(handler=run_dataset)
+
+
+def merge_parser() -> argparse.ArgumentParser:
+    """Parser of ``stylepass dataset merge``."""
+    parser = argparse.ArgumentParser(
+        prog="stylepass dataset merge",
+        description="Merge the datasets that farm shards wrote into one folder: every pair once (files "
+                    "hard-linked or copied). Re-running resumes.")
+    parser.add_argument("out", help="the merged dataset folder")
+    parser.add_argument("shards", nargs="+", help="shard dataset folders")
+    parser.set_defaults(handler=run_merge)
+    return parser
+
+
+def show_parser() -> argparse.ArgumentParser:
+    """Parser of ``stylepass dataset show``."""
+    parser = argparse.ArgumentParser(
+        prog="stylepass dataset show",
+        description="Print a dataset's counts and sizes and write a contact sheet PNG (input, albedo, "
+                    "normal, depth, material ids, target per pair).")
+    parser.add_argument("dataset", help="dataset folder")
+    parser.add_argument("--sheet", help=f"where to write the PNG (default: DATASET/{SHEET_NAME})")
+    parser.add_argument("--pairs", type=int, default=4, help="pairs on the sheet (default 4)")
+    parser.set_defaults(handler=run_show)
+    return parser
+
+
+def subcommand_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, list[str]] | None:
+    """For ``dataset merge ...`` / ``dataset show ...``: their parser and arguments; else None."""
+    if len(argv) >= 2 and argv[0] == "dataset" and argv[1] in ("merge", "show"):
+        return (merge_parser() if argv[1] == "merge" else show_parser()), argv[2:]
+    return None
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    """Validate recipe and options here (fast errors), then run the dataset job in Blender."""
+    console = make_console()
+    try:
+        recipe = load_recipe(args.recipe)
+        if args.resolution:
+            parse_resolution(args.resolution)
+        if args.shard:
+            parse_shard(args.shard)
+        if args.frames:
+            parse_frame_range(args.frames)
+            if recipe.source != "blend":
+                raise ValueError("--frames is for recipes with [scenes] source = 'blend'")
+        if args.count is not None and (recipe.source != "procedural" or args.count < 1):
+            raise ValueError("--count is for procedural recipes and must be at least 1")
+    except (RecipeError, ValueError) as exc:
+        print_error(console, str(exc))
+        return ExitCode.BAD_INPUT
+    job_args = [str(recipe.path), "--out", str(Path(args.out).resolve()), "--seed", str(args.seed)]
+    for option in ("count", "frames", "shard", "resolution"):
+        value = getattr(args, option)
+        if value is not None:
+            job_args += [f"--{option}", str(value)]
+    return run_blender_job("dataset", job_args, args.blender, args.verbose, console)
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    console = make_console()
+    try:
+        report = merge_datasets(Path(args.out), [Path(s) for s in args.shards])
+    except DatasetError as exc:
+        print_error(console, str(exc))
+        return ExitCode.BAD_INPUT
+    console.print(f"merged {report.merged} pair(s) from {len(report.shards)} shard(s) into {args.out}; "
+                  f"{report.already_present} were already there")
+    return ExitCode.OK
+
+
+def run_show(args: argparse.Namespace) -> int:
+    console = make_console()
+    dataset = Path(args.dataset)
+    try:
+        summary = summarise(dataset)
+        for line in summary.lines():
+            console.print(line, highlight=False)
+        sheet = contact_sheet(dataset, Path(args.sheet) if args.sheet else dataset / SHEET_NAME, args.pairs)
+    except DatasetError as exc:
+        print_error(console, str(exc))
+        return ExitCode.BAD_INPUT
+    console.print(f"contact sheet: {sheet}")
+    return ExitCode.OK
