@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import gbuffer_export, passes
-from .headless_protocol import JobError
+from pathlib import Path
+
+from . import gbuffer_export, keyframes, passes
+from .headless_protocol import BadInputError, JobError
 
 
 class STYLEPASS_OT_setup_passes(bpy.types.Operator):
@@ -68,4 +70,48 @@ class STYLEPASS_OT_export_gbuffers(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (STYLEPASS_OT_setup_passes, STYLEPASS_OT_remove_passes, STYLEPASS_OT_export_gbuffers)
+def image_file_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file, read by Blender; BadInputError if it cannot read it."""
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError as exc:
+        raise BadInputError(f"Blender cannot read the painting {path}: {exc}") from exc
+    try:
+        return int(image.size[0]), int(image.size[1])
+    finally:
+        bpy.data.images.remove(image)
+
+
+class STYLEPASS_OT_add_painted_keyframe(bpy.types.Operator):
+    """Register a painting over the current frame's render as its training target (a copy is kept
+    in the export folder; your file is never changed)"""
+
+    bl_idname = "stylepass.add_painted_keyframe"
+    bl_label = "Add painted keyframe"
+
+    filepath: bpy.props.StringProperty(name="Painting", subtype="FILE_PATH")  # type: ignore[valid-type]
+    replace: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Replace", description="Replace this frame's painting (the old one is kept)", default=False)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = context.scene
+        try:
+            export_dir = gbuffer_export.output_dir_from_setting(scene.stylepass.output_dir)
+            painting = Path(bpy.path.abspath(self.filepath))
+            if not painting.is_file():
+                raise BadInputError(f"painting not found: {painting}")
+            keyframe = keyframes.add_keyframe(export_dir, scene.frame_current, painting,
+                                              image_file_size(painting), replace=self.replace)
+        except JobError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Stylepass: frame {keyframe.frame} has a painted keyframe ({keyframe.painting})")
+        return {"FINISHED"}
+
+
+CLASSES = (STYLEPASS_OT_setup_passes, STYLEPASS_OT_remove_passes, STYLEPASS_OT_export_gbuffers,
+           STYLEPASS_OT_add_painted_keyframe)

@@ -32,6 +32,7 @@ def draw_stylepass_panel(layout: bpy.types.UILayout, scene: bpy.types.Scene,
     export_row = layout.row()
     export_row.enabled = scene.camera is not None
     export_row.operator("stylepass.export_gbuffers", icon="RENDER_STILL")
+    layout.operator("stylepass.add_painted_keyframe", icon="BRUSH_DATA")
 
 
 class STYLEPASS_PT_render_panel(bpy.types.Panel):

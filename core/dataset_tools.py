@@ -16,6 +16,7 @@ from stylepass.blender_addon.dataset_layout import IDENTITY_NAME, PAIRS_NAME
 from stylepass.blender_addon.export_format import MANIFEST_NAME
 
 from . import preview_images
+from .atomic_image import save_png_atomic
 from .gbuffer import read_gbuffer, sidecar_path
 
 
@@ -191,7 +192,4 @@ def contact_sheet(dataset: Path, destination: Path, count: int = 4) -> Path:
             sheet.paste(Image.fromarray(image), (gap + column * (width + gap), header + r * (height + gap)))
         draw.text((gap + 2, header + r * (height + gap) + 2), f"{row['scene']} f{row['frame']} {row['split']}",
                   fill=(255, 255, 0))
-    temp = temp_path_for(destination)
-    sheet.save(temp, format="PNG")
-    commit(temp, destination)
-    return destination
+    return save_png_atomic(destination, np.asarray(sheet))

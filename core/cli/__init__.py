@@ -6,7 +6,7 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from . import dataset_command, export_command
+from . import dataset_command, export_command, keyframe_command
 
 
 def _version() -> str:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     export_command.register(commands)
     dataset_command.register(commands)
+    keyframe_command.register(commands)
     return parser
 
 

@@ -84,7 +84,8 @@ def test_panel_draws_every_state(addon, demo_scene, view_layer):
     missing = draw(addon, demo_scene)
     assert ("label", "normal", "X") in missing
     assert {e[1] for e in missing if e[0] == "operator"} == {
-        "stylepass.setup_passes", "stylepass.remove_passes", "stylepass.export_gbuffers"}
+        "stylepass.setup_passes", "stylepass.remove_passes", "stylepass.export_gbuffers",
+        "stylepass.add_painted_keyframe"}
 
     bpy.ops.stylepass.setup_passes()
     ready = draw(addon, demo_scene)
@@ -100,3 +101,30 @@ def test_panel_draws_every_state(addon, demo_scene, view_layer):
     demo_scene.render.engine = "BLENDER_WORKBENCH"
     workbench = draw(addon, demo_scene)
     assert len(workbench) == 1 and workbench[0][2] == "ERROR" and "Cycles or Eevee" in workbench[0][1]
+
+
+def test_add_painted_keyframe_registers_a_copy_of_the_painting(demo_scene, tmp_path):
+    small(demo_scene)
+    demo_scene.stylepass.output_dir = str(tmp_path / "export")
+    bpy.ops.stylepass.setup_passes()
+    bpy.ops.stylepass.export_gbuffers()
+    painting = bpy.data.images.new("painting", 48, 27)
+    painting.filepath_raw = str(tmp_path / "my painting.png")
+    painting.file_format = "PNG"
+    painting.save()
+    original = (tmp_path / "my painting.png").read_bytes()
+    assert bpy.ops.stylepass.add_painted_keyframe(filepath=str(tmp_path / "my painting.png")) == {"FINISHED"}
+    copy = tmp_path / "export" / "keyframes" / "keyframe_000001.png"
+    assert copy.read_bytes() == original == (tmp_path / "my painting.png").read_bytes()
+    rows = [json.loads(x) for x in (tmp_path / "export" / "pairs.jsonl").read_text().splitlines()]
+    assert rows == [{"input": "frame_000001.exr", "target": "keyframes/keyframe_000001.png", "split": "train",
+                     "scene": demo_scene.name, "frame": 1}]
+    with pytest.raises(RuntimeError, match="has a painting already"):
+        bpy.ops.stylepass.add_painted_keyframe(filepath=str(tmp_path / "my painting.png"))
+    wrong = bpy.data.images.new("wrong", 20, 20)
+    wrong.filepath_raw = str(tmp_path / "wrong.png")
+    wrong.file_format = "PNG"
+    wrong.save()
+    with pytest.raises(RuntimeError, match="is 20x20 but frame 1 was rendered at 48x27"):
+        bpy.ops.stylepass.add_painted_keyframe(filepath=str(tmp_path / "wrong.png"), replace=True)
+    assert copy.read_bytes() == original, "a refused painting changes nothing"
