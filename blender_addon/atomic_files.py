@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,23 @@ def write_bytes_atomic(final: Path, data: bytes) -> None:
     temp = temp_path_for(final)
     try:
         temp.write_bytes(data)
+        commit(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def copy_file_atomic(source: Path, final: Path, link: bool = False) -> None:
+    """Copy ``source`` to ``final`` atomically; with ``link``, hard-link when the filesystem allows."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(final)
+    try:
+        try:
+            if not link:
+                raise OSError("copy asked for")
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
         commit(temp, final)
     except BaseException:
         temp.unlink(missing_ok=True)

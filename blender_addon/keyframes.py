@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic_files import commit, temp_path_for, write_bytes_atomic, write_json_atomic
+from .atomic_files import copy_file_atomic, write_bytes_atomic, write_json_atomic
 from .dataset_layout import IDENTITY_NAME, PAIRS_NAME
 from .export_format import frame_stem
 from .headless_protocol import BadInputError
@@ -84,14 +83,7 @@ def add_keyframe(export_dir: Path, frame: int, painting: Path, painting_size: tu
         keep.parent.mkdir(parents=True, exist_ok=True)
         old.painting.rename(keep)
     copy = export_dir / KEYFRAMES_DIR / f"keyframe_{frame:06d}{suffix}"
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(copy)
-    try:
-        shutil.copyfile(painting, temp)
-        commit(temp, copy)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    copy_file_atomic(painting, copy)
     write_pairs(export_dir)
     return Keyframe(frame, copy)
 

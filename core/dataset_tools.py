@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from stylepass.blender_addon.atomic_files import append_jsonl, commit, read_jsonl, temp_path_for, write_json_atomic
+from stylepass.blender_addon.atomic_files import append_jsonl, copy_file_atomic, read_jsonl, write_json_atomic
 from stylepass.blender_addon.dataset_layout import IDENTITY_NAME, PAIRS_NAME
 from stylepass.blender_addon.export_format import MANIFEST_NAME
 
@@ -37,21 +35,6 @@ def _identity(dataset: Path) -> dict:
 
 def _same_file(a: Path, b: Path) -> bool:
     return b.exists() and a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
-
-
-def _place(source: Path, destination: Path) -> None:
-    """Hard-link (same filesystem) or copy ``source`` to ``destination`` atomically."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(destination)
-    try:
-        try:
-            os.link(source, temp)
-        except OSError:
-            shutil.copyfile(source, temp)
-        commit(temp, destination)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -101,13 +84,13 @@ def merge_datasets(out: Path, shards: list[Path]) -> MergeReport:
                 if destination.exists() and not _same_file(source, destination):
                     raise DatasetError(f"{destination} differs from {source}: the shards disagree")
                 if not destination.exists():
-                    _place(source, destination)
+                    copy_file_atomic(source, destination, link=True)
             scene_dir = (out / row["input"]).parent
             append_jsonl(scene_dir / MANIFEST_NAME, {"frame": row["frame"], "exr": Path(row["input"]).name,
                                                      "sidecar": Path(row["input"]).with_suffix(".json").name})
             scene_json = (shard / row["input"]).parent / "scene.json"
             if scene_json.is_file() and not (scene_dir / "scene.json").exists():
-                _place(scene_json, scene_dir / "scene.json")
+                copy_file_atomic(scene_json, scene_dir / "scene.json", link=True)
             append_jsonl(out / PAIRS_NAME, row)
             present.add(key)
             report.merged += 1

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stylepass.blender_addon.dataset_recipe import RecipeError, load_recipe
-from stylepass.blender_addon.export_options import parse_resolution
-from stylepass.blender_addon.frame_selection import parse_frame_range, parse_shard
+from stylepass.blender_addon.dataset_options import DatasetOptions, add_dataset_arguments
 from stylepass.blender_addon.headless_protocol import ExitCode
 
 from ..dataset_tools import DatasetError, contact_sheet, merge_datasets, summarise
@@ -29,14 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    make.add_argument("recipe", help="dataset recipe (TOML), e.g. presets/enhance/dataset.toml")
-    make.add_argument("--out", required=True, help="dataset folder (created if missing)")
-    amount = make.add_mutually_exclusive_group()
-    amount.add_argument("--count", type=int, help="procedural scenes to make (default: the recipe's)")
-    amount.add_argument("--frames", help="A-B: frames of the recipe's .blend (default: its range)")
-    make.add_argument("--shard", help="I/N: this task makes every N-th scene or frame starting at the I-th")
-    make.add_argument("--resolution", help="WxH (default: the recipe's)")
-    make.add_argument("--seed", type=int, default=0, help="seed of the procedural scenes (default 0)")
+    add_dataset_arguments(make)
     add_blender_arguments(make)
     make.set_defaults(handler=run_dataset)
 
@@ -77,21 +68,11 @@ def run_dataset(args: argparse.Namespace) -> int:
     """Validate recipe and options here (fast errors), then run the dataset job in Blender."""
     console = make_console()
     try:
-        recipe = load_recipe(args.recipe)
-        if args.resolution:
-            parse_resolution(args.resolution)
-        if args.shard:
-            parse_shard(args.shard)
-        if args.frames:
-            parse_frame_range(args.frames)
-            if recipe.source != "blend":
-                raise ValueError("--frames is for recipes with [scenes] source = 'blend'")
-        if args.count is not None and (recipe.source != "procedural" or args.count < 1):
-            raise ValueError("--count is for procedural recipes and must be at least 1")
-    except (RecipeError, ValueError) as exc:
+        options = DatasetOptions.from_namespace(args)
+    except ValueError as exc:
         print_error(console, str(exc))
         return ExitCode.BAD_INPUT
-    job_args = [str(recipe.path), "--out", str(Path(args.out).resolve()), "--seed", str(args.seed)]
+    job_args = [str(options.recipe.path), "--out", str(Path(args.out).resolve()), "--seed", str(args.seed)]
     for option in ("count", "frames", "shard", "resolution"):
         value = getattr(args, option)
         if value is not None:
