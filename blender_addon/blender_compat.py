@@ -87,3 +87,88 @@ def multilayer_exr_output(scene: bpy.types.Scene) -> Iterator[None]:
 
 def _enum_items(owner: bpy.types.bpy_struct, prop: str) -> set[str]:
     return {item.identifier for item in owner.bl_rna.properties[prop].enum_items}
+
+
+@contextmanager
+def single_image_output(scene: bpy.types.Scene, file_format: str, color_depth: str,
+                        color_mode: str = "RGBA", exr_codec: str = "ZIP") -> Iterator[None]:
+    """Temporarily set the scene's output to one plain image (``PNG`` or single-layer ``OPEN_EXR``).
+
+    ``color_depth`` is ``"8"``/``"16"`` for PNG, ``"16"`` (half) or ``"32"`` for EXR;
+    ``exr_codec`` only applies to EXR. 5.x needs ``media_type`` set before the file format.
+    The user's settings are restored afterwards.
+    """
+    settings = scene.render.image_settings
+    has_media_type = hasattr(settings, "media_type")
+    saved = {
+        "media_type": settings.media_type if has_media_type else None,
+        "file_format": settings.file_format,
+        "color_mode": settings.color_mode,
+        "color_depth": settings.color_depth,
+        "exr_codec": settings.exr_codec,
+    }
+    try:
+        if has_media_type:
+            settings.media_type = "IMAGE"
+        settings.file_format = file_format
+        settings.color_mode = color_mode
+        settings.color_depth = color_depth
+        if file_format == "OPEN_EXR":
+            settings.exr_codec = exr_codec
+        yield
+    finally:
+        if has_media_type:
+            settings.media_type = saved["media_type"]
+        settings.file_format = saved["file_format"]
+        for prop in ("color_mode", "color_depth", "exr_codec"):
+            if saved[prop] in _enum_items(settings, prop):
+                setattr(settings, prop, saved[prop])
+
+
+@contextmanager
+def temporary_compositor(scene: bpy.types.Scene) -> Iterator[tuple[bpy.types.NodeTree, bpy.types.NodeSocket]]:
+    """Give ``scene`` an empty compositor; yields its tree and the socket that takes the final image.
+
+    Meant for a throwaway scene: 4.5 switches on ``scene.use_nodes`` and empties the scene's
+    embedded tree (a ``Composite`` node takes the image); 5.x assigns a new ``CompositorNodeTree``
+    group with an ``Image`` output (a Group Output node takes it), removed again afterwards.
+    """
+    if not hasattr(scene, "compositing_node_group"):  # 4.5
+        scene.use_nodes = True
+        tree = scene.node_tree
+        tree.nodes.clear()
+        yield tree, tree.nodes.new("CompositorNodeComposite").inputs["Image"]
+        return
+    tree = bpy.data.node_groups.new("Stylepass Compositor", "CompositorNodeTree")
+    previous = scene.compositing_node_group
+    try:
+        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        scene.compositing_node_group = tree
+        yield tree, tree.nodes.new("NodeGroupOutput").inputs["Image"]
+    finally:
+        scene.compositing_node_group = previous
+        bpy.data.node_groups.remove(tree)
+
+
+KUWAHARA_VARIATIONS = ("anisotropic", "classic")
+
+
+def set_kuwahara_variation(node: bpy.types.Node, variation: str) -> None:
+    """Choose a Kuwahara node's variation (``"anisotropic"`` or ``"classic"``).
+
+    4.5 has a ``variation`` property; 5.x has a ``Type`` menu input socket.
+    """
+    if variation not in KUWAHARA_VARIATIONS:
+        raise ValueError(f"unknown Kuwahara variation '{variation}': expected one of "
+                         f"{', '.join(KUWAHARA_VARIATIONS)}")
+    if hasattr(node, "variation"):
+        node.variation = variation.upper()
+    else:
+        node.inputs["Type"].default_value = variation.capitalize()
+
+
+def material_uses_nodes(material: bpy.types.Material) -> bool:
+    """Whether the material renders through its node tree (always in 5.x, ``use_nodes`` in 4.5)."""
+    if material.node_tree is None:
+        return False
+    return bpy.app.version >= (5, 0, 0) or material.use_nodes
