@@ -328,6 +328,8 @@ def _train(
         checkpoint = latest_checkpoint(run_dir)
         assert checkpoint is not None  # prepare_run_dir checked it on rank 0
         start_step = int(load_checkpoint(checkpoint, modules, optimizers)["step"])
+        if start_step > tcfg.steps:
+            raise ConfigError(f"{run_dir} is already at step {start_step}, past train.steps = {tcfg.steps}; ask for more steps")
 
     g_train: nn.Module = generator
     d_train: nn.Module | None = discriminator

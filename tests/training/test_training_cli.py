@@ -82,6 +82,7 @@ def test_bad_inputs_exit_with_a_message(cli_env, tmp_path: Path, capsys: pytest.
     fails_with("nothing to resume", "train", str(config), *common, "--resume")
     assert run_cli("train", str(config), *common) == EXIT_OK
     fails_with("already holds a run with checkpoints: pass --resume", "train", str(config), *common)
+    fails_with("already at step 2, past train.steps = 1", "train", str(config), *common[:-1], "1", "--resume")
     changed = tmp_path / "changed.toml"
     changed.write_text(CONFIG.replace("widths = [8, 8]", "widths = [8, 16]"))
     fails_with(("differs from the one", "in: model.widths;"), "train", str(changed), *common, "--resume")
