@@ -88,14 +88,16 @@ def world_bounds(objects: list[bpy.types.Object]) -> tuple[Vector, Vector]:
 
 
 def frame_camera_on(scene: bpy.types.Scene, objects: list[bpy.types.Object],
-                    azimuth_deg: float = 30.0, elevation_deg: float = 15.0) -> bpy.types.Object:
-    """Add a perspective camera that sees the objects' bounding sphere whole, and make it active."""
+                    azimuth_deg: float = 30.0, elevation_deg: float = 15.0,
+                    lens: float = 50.0) -> bpy.types.Object:
+    """Add a perspective camera (focal length ``lens`` mm) that sees the objects' bounding
+    sphere whole, and make it active."""
     bpy.context.view_layer.update()
     low, high = world_bounds(objects)
     centre = (low + high) / 2
     radius = max((high - low).length / 2, 1e-3)
     cam = bpy.data.cameras.new("Stylepass Camera")
-    cam.lens = 50.0
+    cam.lens = lens
     cam_obj = bpy.data.objects.new("Stylepass Camera", cam)
     scene.collection.objects.link(cam_obj)
     half_fov = min(cam.angle_x, cam.angle_y) / 2
