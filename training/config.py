@@ -105,6 +105,7 @@ class LossSection:
     total_variation: float = 0.0
     surface: float = 0.0  # cartoon: guided-filter surface L1 (White-box cartoonization)
     texture: float = 0.0  # cartoon: grey-scale texture L1
+    structure: float = 0.0  # cartoon: L1 to the output's own superpixel means (flat regions)
 
     def validate(self) -> None:
         """Raise ConfigError on negative weights, an unknown adversarial kind or a missing path."""

@@ -171,6 +171,8 @@ class _Losses:
             terms["surface"] = cartoon.surface_loss(fake, target)
         if w.texture > 0 and target is not None:
             terms["texture"] = cartoon.texture_loss(fake, target)
+        if w.structure > 0:
+            terms["structure"] = cartoon.structure_loss(fake)
         return terms
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

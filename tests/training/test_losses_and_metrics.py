@@ -67,6 +67,21 @@ def test_total_variation_and_cartoon_representations() -> None:
     assert (smoothed[..., :10].mean() - 0.2).abs() < 0.02 and (smoothed[..., 38:].mean() - 0.8).abs() < 0.02
 
 
+def test_superpixel_structure_flattens_regions_and_keeps_their_colours() -> None:
+    torch.manual_seed(0)
+    image = torch.full((2, 3, 64, 80), 0.2)
+    image[..., 40:] = 0.8
+    image[..., 32:, :] += 0.1
+    noisy = image + 0.05 * torch.randn_like(image)
+    means = cartoon.superpixel_means(noisy)  # 16 px cells: a 4 x 5 grid of superpixels
+    assert means.shape == image.shape
+    assert (means - image).abs().mean() < (noisy - image).abs().mean() / 4
+    assert len(torch.unique(means[0].flatten(1), dim=1).T) <= 20
+    assert cartoon.structure_loss(image).item() < 1e-4 < cartoon.structure_loss(noisy).item()
+    for size in ((1, 1), (5, 37)):
+        assert cartoon.superpixel_means(torch.rand(1, 3, *size)).shape == (1, 3, *size)
+
+
 def write_vgg(path: Path, last_index: int) -> None:
     torch.manual_seed(0)
     save_file({f"features.{k}": v for k, v in build_vgg16_features(last_index).state_dict().items()}, str(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 from pathlib import Path
@@ -126,3 +127,17 @@ def test_validation_adds_lpips_and_kid_given_local_weights(paired_dataset: Path,
     result = train(tiny_config("unet", 2, metrics=metrics), paired_dataset, tmp_path / "run", CPU, frame_reader=gbuffer_reader)
     assert set(result.validation) == {"val/psnr", "val/ssim", "val/lpips", "val/kid"}
     assert result.validation["val/lpips"] > 0
+
+
+def test_every_optional_loss_term_trains_and_is_logged(paired_dataset: Path, gbuffer_reader, lpips_weights: Path, tmp_path: Path) -> None:
+    config = tiny_config("rad", 3, log_every=1, val_every=0)
+    loss = dataclasses.replace(
+        config.loss, perceptual=1.0, perceptual_weights=str(lpips_weights), total_variation=0.1,
+        surface=1.0, texture=1.0, structure=0.5, content=0.1, adversarial_kind="hinge",
+    )
+    train(dataclasses.replace(config, loss=loss), paired_dataset, tmp_path / "run", CPU, frame_reader=gbuffer_reader)
+    logged = [r for r in read_metrics(tmp_path / "run") if "loss/generator" in r]
+    assert len(logged) == 3
+    names = {"l1", "content", "adversarial", "perceptual", "total_variation", "surface", "texture", "structure", "discriminator"}
+    assert {f"loss/{n}" for n in names} <= set(logged[-1])
+    assert all(math.isfinite(v) for r in logged for v in r.values())
