@@ -29,7 +29,7 @@ from mathutils import Matrix, Vector
 
 from .headless_protocol import BadInputError
 from .material_ids import scene_materials
-from .scene_loading import frame_camera_on, missing_texture_warnings, new_empty_scene, world_bounds
+from .scene_loading import frame_camera_on, missing_textures, new_empty_scene, world_bounds
 
 LOG = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def build_procedural_scene(seed: int, settings: ProceduralSettings = ProceduralS
     """Replace the open file with a new scene generated from ``seed`` and return it.
 
     The scene renders with Cycles at ``settings.resolution``, frame 1, through its camera.
-    Missing asset textures are logged as warnings (and listed by ``describe_scene``).
+    Missing asset textures are logged as warnings (and listed by ``describe_scene``), once per file.
     Raises SceneGenerationError for unusable settings (before the open file is touched) and
     when no camera draw frames every subject in sight.
     """
@@ -177,9 +177,15 @@ def build_procedural_scene(seed: int, settings: ProceduralSettings = ProceduralS
     _add_sky(scene, rng)
     _add_camera(scene, rng, settings, room, [s.meshes for s in subjects])
     scene.frame_set(1)
-    for warning in missing_texture_warnings():
-        LOG.warning(warning)
+    for path in missing_texture_files():
+        LOG.warning("missing texture %s (rendered without it)", path)
     return scene
+
+
+def missing_texture_files() -> list[str]:
+    """The texture files that the scene's images should come from but that are not there, each
+    once (an asset drawn twice has two copies of its images, named differently per version)."""
+    return sorted(set(missing_textures().values()))
 
 
 # Subjects ----------------------------------------------------------------------------------
@@ -509,7 +515,7 @@ def _rounded(values: Iterable[float]) -> list[float]:
 
 def describe_scene(scene: bpy.types.Scene) -> dict[str, Any]:
     """A JSON-able summary of a procedural scene: seed and settings, objects (kind, world
-    transform, materials, polygon count), materials, lights, sky, camera and texture warnings.
+    transform, materials, polygon count), materials, lights, sky, camera and missing texture files.
     Floats are rounded to 1e-4."""
     bpy.context.view_layer.update()
     recipe = json.loads(scene.get(SCENE_KEY, '{"seed": null, "settings": null}'))
@@ -523,7 +529,7 @@ def describe_scene(scene: bpy.types.Scene) -> dict[str, Any]:
         "lights": [_describe_light(o) for o in objects if o.type == "LIGHT"],
         "sky": _describe_sky(scene.world),
         "camera": _describe_camera(scene.camera) if scene.camera else None,
-        "warnings": missing_texture_warnings(),
+        "missing_textures": missing_texture_files(),
     }
 
 

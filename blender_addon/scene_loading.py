@@ -129,16 +129,21 @@ def add_default_lighting(scene: bpy.types.Scene) -> None:
     background.inputs["Strength"].default_value = 0.6
 
 
-def missing_texture_warnings() -> list[str]:
-    """One warning per image that should come from a file that is not there."""
-    warnings = []
+def missing_textures() -> dict[str, str]:
+    """``{image name: file}`` for each image that should come from a file that is not there."""
+    missing = {}
     for image in bpy.data.images:
         if image.source not in {"FILE", "SEQUENCE", "TILED"} or image.packed_file is not None:
             continue
         path = bpy.path.abspath(image.filepath, library=image.library)
         if path and not os.path.exists(path):
-            warnings.append(f"missing texture '{image.name}': {path} (rendered without it)")
-    return warnings
+            missing[image.name] = path
+    return missing
+
+
+def missing_texture_warnings() -> list[str]:
+    """One warning per image that should come from a file that is not there."""
+    return [f"missing texture '{name}': {path} (rendered without it)" for name, path in missing_textures().items()]
 
 
 def _principled(name: str, colour: tuple[float, float, float], roughness: float,
