@@ -1,11 +1,10 @@
 """The training loop for both generator families, paired or unpaired (EPE-style).
 
-One step: generator forward; if ``loss.adversarial > 0``, a PatchGAN discriminator step (paired:
-(input, target) vs (input, output) pairs; unpaired: matched target-domain crops vs outputs); then
-a generator step on the weighted losses. Losses are
-checked for NaN/inf before each optimiser step: a non-finite loss stops the run with
-:class:`NonFiniteLossError` and the last checkpoint (written only from finite states) stays the
-newest. Ctrl-C finishes the current step, writes a checkpoint and returns ``interrupted=True``.
+Each step is a :class:`.step.TrainingStep` (a PatchGAN discriminator when
+``loss.adversarial > 0``: paired runs judge (input, target) vs (input, output) pairs, unpaired
+runs matched target-domain crops vs outputs). Losses are checked for NaN/inf before each
+optimiser step: a non-finite loss stops the run with :class:`NonFiniteLossError` and the last
+checkpoint (written only from finite states) stays the newest. Ctrl-C finishes the current step, writes a checkpoint and returns ``interrupted=True``.
 On CUDA: bf16 autocast and channels_last; under torchrun: DDP (see :mod:`.distributed`).
 """
 
@@ -30,20 +29,18 @@ from stylepass.core.models.config import ConfigError, build_generator
 from stylepass.core.models.inference import autocast_for
 from stylepass.core.models.patchgan import PatchGANDiscriminator
 
-from . import cartoon
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_from_dict, config_to_dict, config_to_toml
 from .distributed import DistContext, all_ranks_true, barrier, init_distributed, shutdown
-from .losses import discriminator_loss, generator_adversarial_loss, l1_loss, total_variation
 from .metrics import image_tiles, kernel_inception_distance, psnr, ssim
 from .paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
-from .perceptual import LPIPS, PerceptualLoss, VGGPooledFeatures
+from .perceptual import LPIPS, VGGPooledFeatures
 from .run_log import RunLogger
 from .sampling import StepBatchSampler
+from .step import Batch, GeneratorLosses, TrainingStep
 from .unpaired_dataset import TargetPatchIndex, UnpairedDataset
 
 RESOLVED_CONFIG = "config.toml"
-Batch = dict[str, torch.Tensor]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -118,11 +115,6 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return out
 
 
-def _discriminator_input(image: torch.Tensor, x: torch.Tensor, paired: bool) -> torch.Tensor:
-    """What the discriminator judges: (input, x) pairs when paired (pix2pix), x alone otherwise."""
-    return torch.cat([image, x], 1) if paired else x
-
-
 def _check_finite(losses: dict[str, torch.Tensor], step: int, run_dir: Path, ctx: DistContext, device: torch.device) -> None:
     finite = bool(torch.isfinite(torch.stack([v.detach().float() for v in losses.values()])).all())
     if all_ranks_true(finite, ctx, device):
@@ -134,50 +126,6 @@ def _check_finite(losses: dict[str, torch.Tensor], step: int, run_dir: Path, ctx
         f"loss {', '.join(bad)} became non-finite at step {step}; training stopped and {where} "
         "(lower the learning rates, check the data for NaN/inf, then --resume)"
     )
-
-
-class _Losses:
-    """The generator's weighted loss terms for one config."""
-
-    def __init__(self, config: TrainConfig, device: torch.device) -> None:
-        self.weights = config.loss
-        self.perceptual = (
-            PerceptualLoss(Path(config.loss.perceptual_weights)).to(device)
-            if config.loss.perceptual > 0 and config.loss.perceptual_weights
-            else None
-        )
-
-    def generator_terms(
-        self, fake: torch.Tensor, image: torch.Tensor, target: torch.Tensor | None, fake_scores: torch.Tensor | None
-    ) -> dict[str, torch.Tensor]:
-        """Unweighted terms whose weight is > 0, each a float32 scalar.
-
-        fake, image: (B, 3, H, W); target: (B, 3, H, W) for paired runs, None for unpaired ones
-        (the config forbids the target-based terms there).
-        """
-        w = self.weights
-        terms: dict[str, torch.Tensor] = {}
-        if w.l1 > 0 and target is not None:
-            terms["l1"] = l1_loss(fake, target)
-        if w.content > 0:
-            terms["content"] = l1_loss(fake, image)
-        if fake_scores is not None:
-            terms["adversarial"] = generator_adversarial_loss(fake_scores, w.adversarial_kind)
-        if self.perceptual is not None:
-            terms["perceptual"] = self.perceptual(fake, image if target is None else target)
-        if w.total_variation > 0:
-            terms["total_variation"] = total_variation(fake)
-        if w.surface > 0 and target is not None:
-            terms["surface"] = cartoon.surface_loss(fake, target)
-        if w.texture > 0 and target is not None:
-            terms["texture"] = cartoon.texture_loss(fake, target)
-        if w.structure > 0:
-            terms["structure"] = cartoon.structure_loss(fake)
-        return terms
-
-    def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Weighted sum of `terms`."""
-        return sum(getattr(self.weights, name) * value for name, value in terms.items())
 
 
 @dataclasses.dataclass
@@ -341,7 +289,13 @@ def _train(
         if discriminator is not None:
             d_train = DistributedDataParallel(discriminator, device_ids=ids)
 
-    losses = _Losses(config, device)
+    def check_finite(losses: dict[str, torch.Tensor], at_step: int) -> None:
+        _check_finite(losses, at_step, run_dir, ctx, device)
+
+    train_step = TrainingStep(
+        generator, discriminator, optimizers, GeneratorLosses(config.loss, device), paired, device, check_finite,
+        g_train, d_train,
+    )
     extra_metrics = OptionalMetrics()
     if ctx.is_main and config.metrics.lpips_weights:
         extra_metrics.lpips = LPIPS(Path(config.metrics.lpips_weights)).to(device)
@@ -386,34 +340,7 @@ def _train(
         for batch in loader:
             step += 1
             batch = _to_device(batch, device)
-            image, target = batch["image"], batch["target"]
-            with autocast_for(device):
-                fake = g_train(image, batch["gbuffers"], batch["material_id"])
-            logged: dict[str, torch.Tensor] = {}
-            fake_scores = None
-            if d_train is not None and discriminator is not None:
-                discriminator.requires_grad_(True)
-                with autocast_for(device):
-                    scores = d_train(torch.cat([_discriminator_input(image, target, paired), _discriminator_input(image, fake.detach(), paired)], 0))
-                real_scores, old_fake_scores = scores.float().chunk(2)
-                d_loss = discriminator_loss(real_scores, old_fake_scores, config.loss.adversarial_kind)
-                _check_finite({"discriminator": d_loss}, step, run_dir, ctx, device)
-                optimizers["discriminator"].zero_grad(set_to_none=True)
-                d_loss.backward()
-                optimizers["discriminator"].step()
-                discriminator.requires_grad_(False)
-                with autocast_for(device):
-                    fake_scores = discriminator(_discriminator_input(image, fake, paired)).float()
-                logged["loss/discriminator"] = d_loss.detach()
-            terms = losses.generator_terms(fake.float(), image, target if paired else None, fake_scores)
-            g_total = losses.total(terms)
-            _check_finite({"generator": g_total, **terms}, step, run_dir, ctx, device)
-            optimizers["generator"].zero_grad(set_to_none=True)
-            g_total.backward()
-            optimizers["generator"].step()
-
-            logged["loss/generator"] = g_total.detach()
-            logged.update({f"loss/{name}": value.detach() for name, value in terms.items()})
+            logged = train_step(batch, step)
             for name, value in logged.items():
                 running[name] = running.get(name, 0.0) + float(value)
             running_count += 1

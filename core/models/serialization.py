@@ -117,7 +117,8 @@ def read_model_config(directory: Path) -> ModelConfig:
 
 
 def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
-    """Load a model dir: returns the generator in eval mode on `device`, and its config."""
+    """Load a model dir: returns the generator in eval mode on `device` (channels_last on CUDA)
+    and its config."""
     directory = Path(directory)
     config = read_model_config(directory)
     model = build_generator(config)
@@ -131,4 +132,7 @@ def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[nn.
             f"{directory / MODEL_WEIGHTS} does not match {MODEL_CONFIG}: "
             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
         )
-    return model.to(device).eval(), config
+    model = model.to(device).eval()
+    if torch.device(device).type == "cuda":
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model, config
