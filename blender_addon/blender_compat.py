@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 import bpy
 
+from .target_params import KUWAHARA_VARIATIONS
+
 _EEVEE_IDS = ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE")  # 4.2-4.5, then 5.x
 
 
@@ -148,9 +150,6 @@ def temporary_compositor(scene: bpy.types.Scene) -> Iterator[tuple[bpy.types.Nod
     finally:
         scene.compositing_node_group = previous
         bpy.data.node_groups.remove(tree)
-
-
-KUWAHARA_VARIATIONS = ("anisotropic", "classic")
 
 
 def set_kuwahara_variation(node: bpy.types.Node, variation: str) -> None:

@@ -24,7 +24,7 @@ A recipe is a TOML file (examples in ``presets/*/dataset.toml``)::
 
     [target]
     kind = "enhance"               # "enhance", "toon", "painterly", "sketch" or "folder"
-    # further keys are the target's parameters (see TARGET_PARAMETERS); for "folder":
+    # further keys are the target's parameters (see target_params.TARGET_PARAMS); for "folder":
     # path = "painted/"            # images matched to frames by the last number in their name
 """
 
@@ -35,15 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .target_params import TARGET_KINDS, resolve_params
+
 SOURCES = ("procedural", "blend")
 ENGINES = ("cycles", "eevee")
-TARGET_PARAMETERS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "enhance": {"samples": int},
-    "toon": {"bands": int, "line_thickness": (int, float)},
-    "painterly": {"size": int},
-    "sketch": {"line_thickness": (int, float)},
-    "folder": {"path": str},
-}
+RECIPE_TARGET_KINDS = (*TARGET_KINDS, "folder")  # folder targets are copied, not rendered
 _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "dataset": {"validation_fraction": (int, float), "resolution": list},
     "scenes": {"source": str, "count": int, "assets": list, "asset_probability": (int, float),
@@ -156,8 +152,14 @@ def load_recipe(path: str | Path) -> Recipe:
         _check_keys(path, table, data.get(table, {}), allowed)
     dataset, scenes, render = data.get("dataset", {}), data.get("scenes", {}), data.get("input", {})
     target = dict(data.get("target", {}))
-    kind = _choice(path, "[target] kind", target.pop("kind", "enhance"), tuple(TARGET_PARAMETERS))
-    _check_keys(path, "target", target, TARGET_PARAMETERS[kind], context=f" for kind '{kind}'")
+    kind = _choice(path, "[target] kind", target.pop("kind", "enhance"), RECIPE_TARGET_KINDS)
+    if kind == "folder":
+        _check_keys(path, "target", target, {"path": str}, context=" for kind 'folder'")
+    else:
+        try:
+            resolve_params(kind, target)
+        except ValueError as exc:
+            raise RecipeError(f"{path}: [target] {exc}") from exc
     source = _choice(path, "[scenes] source", scenes.get("source", "procedural"), SOURCES)
     recipe = Recipe(
         path=path,

@@ -25,9 +25,8 @@ every setting changed here is restored, and every data-block or node added is re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +34,19 @@ import bpy
 
 from .atomic_files import commit, temp_path_for
 from .blender_compat import (
-    KUWAHARA_VARIATIONS,
     eevee_engine_id,
     material_uses_nodes,
     set_kuwahara_variation,
     single_image_output,
     temporary_compositor,
 )
+from .target_params import TARGET_KINDS, is_int_at_least, resolve_params  # TARGET_KINDS: API too
 
-TARGET_KINDS = ("enhance", "toon", "painterly", "sketch")
 INPUT_ENGINES = ("cycles", "eevee")
 
 # Cycles' default bounces: targets use at least these ("full global illumination").
 FULL_GI_BOUNCES = {"max_bounces": 12, "diffuse_bounces": 4, "glossy_bounces": 4,
                    "transmission_bounces": 12, "volume_bounces": 0, "transparent_max_bounces": 8}
-TOON_EEVEE_SAMPLES = 16
 SKETCH_CYCLES_SAMPLES = 16
 LINE_COLOUR = (0.05, 0.05, 0.05)
 TOON_DARKEST_BAND = 0.35  # light level of the shadow band; the brightest band is 1.0
@@ -58,56 +55,6 @@ TAG = "Stylepass Target"  # name prefix of everything added for a render
 
 class TargetRenderError(RuntimeError):
     """Blender rendered or wrote nothing for a target."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a target kind: its default and what values it accepts."""
-
-    default: Any
-    allowed: str  # for error messages
-    accepts: Callable[[Any], bool]
-
-
-def _is_int_at_least(minimum: int) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _is_positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
-TARGET_PARAMS: dict[str, dict[str, Param]] = {
-    "enhance": {"samples": Param(128, "an integer >= 1", _is_int_at_least(1))},
-    "toon": {
-        "bands": Param(3, "an integer >= 2", _is_int_at_least(2)),
-        "line_thickness": Param(1.5, "a number of pixels > 0", _is_positive_number),
-    },
-    "painterly": {
-        "size": Param(6, "an integer >= 1 (pixels)", _is_int_at_least(1)),
-        "variation": Param("anisotropic", " or ".join(KUWAHARA_VARIATIONS),
-                           lambda value: value in KUWAHARA_VARIATIONS),
-        "samples": Param(32, "an integer >= 1", _is_int_at_least(1)),
-    },
-    "sketch": {"line_thickness": Param(1.5, "a number of pixels > 0", _is_positive_number)},
-}
-
-
-def resolve_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
-    """The kind's defaults updated by ``params``; ValueError for an unknown kind, key or value."""
-    if kind not in TARGET_PARAMS:
-        raise ValueError(f"unknown target kind '{kind}': expected one of {', '.join(TARGET_KINDS)}")
-    specs = TARGET_PARAMS[kind]
-    given = dict(params or {})
-    unknown = sorted(set(given) - set(specs))
-    if unknown:
-        raise ValueError(f"unknown parameter(s) for target '{kind}': {', '.join(unknown)}; "
-                         f"allowed: {', '.join(specs)}")
-    for name, value in given.items():
-        if not specs[name].accepts(value):
-            raise ValueError(f"target '{kind}' parameter '{name}' is {value!r}: expected "
-                             f"{specs[name].allowed}")
-    return {name: given.get(name, spec.default) for name, spec in specs.items()}
 
 
 @contextmanager
@@ -138,7 +85,7 @@ def input_render_settings(scene: bpy.types.Scene, *, engine: str = "cycles", sam
     """
     if engine not in INPUT_ENGINES:
         raise ValueError(f"unknown input engine '{engine}': expected one of {', '.join(INPUT_ENGINES)}")
-    if not _is_int_at_least(1)(samples):
+    if not is_int_at_least(1)(samples):
         raise ValueError(f"input samples is {samples!r}: expected an integer >= 1")
     with ExitStack() as stack:
         if engine == "cycles":
@@ -158,7 +105,7 @@ def render_target(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, kind:
                   out_path: Path, params: dict[str, Any] | None = None) -> None:
     """Render the scene's current frame as target ``kind`` and write it atomically to ``out_path``.
 
-    ``params`` override the kind's defaults (``TARGET_PARAMS``). The scene is left exactly as
+    ``params`` override the kind's defaults (``target_params.TARGET_PARAMS``). The scene is left exactly as
     it was (engine, samples, materials, world, Freestyle, compositor, view settings, output
     format). ValueError for an unknown kind or parameter.
     """
@@ -287,7 +234,7 @@ def _render_toon(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, out_pa
                  params: dict[str, Any]) -> None:
     with ExitStack() as stack:
         stack.enter_context(changed(scene.render, engine=eevee_engine_id()))
-        stack.enter_context(changed(scene.eevee, taa_render_samples=TOON_EEVEE_SAMPLES))
+        stack.enter_context(changed(scene.eevee, taa_render_samples=params["samples"]))
         stack.enter_context(freestyle_lines(scene, view_layer, params["line_thickness"], LINE_COLOUR))
         for material in scene_materials(scene):
             stack.enter_context(toon_shading(material, params["bands"]))

@@ -355,7 +355,7 @@ def test_input_render_settings_are_fast_and_temporary(demo_scene, addon):
 @pytest.mark.parametrize("kind, params, message", [
     ("oil", None, "unknown target kind 'oil': expected one of enhance, toon, painterly, sketch"),
     ("toon", {"bands": 4, "colour": 1, "glow": 2},
-     "unknown parameter\\(s\\) for target 'toon': colour, glow; allowed: bands, line_thickness"),
+     "unknown parameter\\(s\\) for target 'toon': colour, glow; allowed: bands, line_thickness, samples"),
     ("painterly", {"variation": "wet"}, "'variation' is 'wet': expected anisotropic or classic"),
     ("enhance", {"samples": 0}, "'samples' is 0: expected an integer >= 1"),
 ])
