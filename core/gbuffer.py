@@ -16,6 +16,8 @@ depth          (H,W) float32    distance from the camera in scene units where
                                 valid, 0 elsewhere (never Blender's 1e10)
 valid          (H,W) bool       geometry was hit and every pass is finite
 material_id    (H,W) int32      ``Material.pass_index`` per pixel, 0 = none
+                                (Eevee: also transparent surfaces it leaves
+                                out of its Cryptomatte)
 motion         (4,H,W) float32  Blender's Vector pass in pixels (previous x, y,
                                 next x, y), or None when not exported
 ============== ================ ===================================================

@@ -74,16 +74,27 @@ def test_missing_textures_warn_and_the_export_goes_on(asset_exports, blender):
     assert "warning: missing texture" in output and "LeatherPartsMat" in output
 
 
-def test_eevee_material_ids_come_from_cryptomatte_and_match_cycles(blender, tmp_path):
-    options = ("--resolution", "64x36", "--samples", "1", "--frames", "1-1")
-    eevee = stylepass_export("demo", tmp_path / "eevee", blender, "--engine", "eevee", *options)
+def test_eevee_export_of_a_real_asset_matches_cycles(blender, assets, tmp_path):
+    """Eevee has no Material Index pass: ids come from Cryptomatte and must agree with Cycles'."""
+    helmet = assets / "FlightHelmet" / "FlightHelmet.gltf"
+    options = ("--resolution", "64x64", "--samples", "1")
+    eevee = stylepass_export(helmet, tmp_path / "eevee", blender, "--engine", "eevee", *options)
     assert eevee.returncode == 0, eevee.output[-4000:]
-    cycles = stylepass_export("demo", tmp_path / "cycles", blender, "--engine", "cycles", *options)
+    cycles = stylepass_export(helmet, tmp_path / "cycles", blender, "--engine", "cycles", *options)
     assert cycles.returncode == 0, cycles.output[-4000:]
     frame_e, frame_c = only_frame(eevee), only_frame(cycles)
     assert frame_e.meta["engine"].startswith("BLENDER_EEVEE")
     assert "material_cryptomatte" in frame_e.meta["passes"]
-    assert set(np.unique(frame_e.material_id).tolist()) == {0, 1, 2, 3, 4}
+    assert frame_e.meta["materials"] == frame_c.meta["materials"]
+    visible = set(np.unique(frame_e.material_id[frame_e.valid]).tolist()) - {0}
+    assert visible <= {1, 2, 3, 4, 5, 6} and len(visible) >= 4
     both = frame_e.valid & frame_c.valid
-    assert both.mean() > 0.5
-    assert (frame_e.material_id[both] == frame_c.material_id[both]).mean() > 0.97
+    assert both.sum() > 0.9 * frame_c.valid.sum(), "Eevee and Cycles see the same silhouette"
+    # Eevee leaves some transparent surfaces (the helmet's visor) out of its Cryptomatte:
+    # those pixels keep id 0. Everywhere Eevee names a material, it is Cycles' material.
+    named = both & (frame_e.material_id > 0)
+    assert named.sum() > 0.9 * both.sum()
+    assert (frame_e.material_id[named] == frame_c.material_id[named]).mean() > 0.95
+    relative = np.abs(frame_e.depth[both] - frame_c.depth[both]) / frame_c.depth[both]
+    assert np.median(relative) < 0.005 and np.percentile(relative, 95) < 0.03  # edges and glass differ
+    assert (frame_e.normal[:, both] * frame_c.normal[:, both]).sum(axis=0).mean() > 0.95
