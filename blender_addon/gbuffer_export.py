@@ -22,6 +22,7 @@ from .camera_record import camera_record, render_size
 from .export_format import MANIFEST_NAME, PASSES, SCHEMA_VERSION, frame_stem
 from .headless_protocol import BadInputError, JobError, OutputNotWritableError
 from .material_ids import material_table
+from .render_settings import plain_render_pipeline, render_view_layer
 
 
 class BadSceneError(BadInputError):
@@ -125,7 +126,8 @@ def export_frame(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, out_di
     for leftover in partials_of(files.exr) + partials_of(files.sidecar):
         leftover.unlink(missing_ok=True)
     scene.frame_set(frame)
-    bpy.ops.render.render(layer=view_layer.name, scene=scene.name)
+    with plain_render_pipeline(scene):  # the passes as rendered: no compositor, no sequencer strips
+        render_view_layer(scene, view_layer)
     result = bpy.data.images.get("Render Result")
     if result is None:
         raise JobError(f"Blender produced no render result for frame {frame}")

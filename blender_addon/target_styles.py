@@ -40,7 +40,8 @@ from .blender_compat import (
     single_image_output,
     temporary_compositor,
 )
-from .target_params import TARGET_KINDS, is_int_at_least, resolve_params  # TARGET_KINDS: API too
+from .render_settings import changed, plain_render_pipeline, render_view_layer
+from .target_params import TARGET_KINDS, is_int_at_least, resolve_params  # noqa: F401 - TARGET_KINDS: API too
 
 INPUT_ENGINES = ("cycles", "eevee")
 
@@ -55,22 +56,6 @@ TAG = "Stylepass Target"  # name prefix of everything added for a render
 
 class TargetRenderError(RuntimeError):
     """Blender rendered or wrote nothing for a target."""
-
-
-@contextmanager
-def changed(owner: bpy.types.bpy_struct, **values: Any) -> Iterator[None]:
-    """Set ``owner``'s properties in the given order; restore them in reverse order afterwards."""
-    saved: dict[str, Any] = {}
-    try:
-        for name, value in values.items():
-            current = getattr(owner, name)
-            saved[name] = tuple(current) if hasattr(current, "__len__") and not isinstance(current, str) \
-                else current
-            setattr(owner, name, value)
-        yield
-    finally:
-        for name, value in reversed(saved.items()):
-            setattr(owner, name, value)
 
 
 @contextmanager
@@ -116,18 +101,6 @@ def render_target(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, kind:
                  "painterly": _render_painterly, "sketch": _render_sketch}
     with plain_render_pipeline(scene):
         renderers[kind](scene, view_layer, out_path, resolved)
-
-
-@contextmanager
-def plain_render_pipeline(scene: bpy.types.Scene) -> Iterator[None]:
-    """The render result is the rendered view layer: no user compositor, no sequencer strips."""
-    with changed(scene.render, use_compositing=False, use_sequencer=False):
-        yield
-
-
-def render_view_layer(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> None:
-    """Render the current frame of one view layer into Blender's Render Result."""
-    bpy.ops.render.render(layer=view_layer.name, scene=scene.name)
 
 
 def save_render_result(settings_scene: bpy.types.Scene, out_path: Path) -> None:
