@@ -11,6 +11,7 @@ On CUDA: bf16 autocast and channels_last; under torchrun: DDP (see :mod:`.distri
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import sys
 import threading
@@ -60,15 +61,15 @@ class TrainResult:
 def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     """Create RUN, check it matches the request, and write the resolved config.
 
-    A new run refuses a RUN that already has checkpoints; a resumed run needs one and a config
-    equal to the run's own (train.steps aside).
+    A new run refuses a RUN that already has checkpoints; a resumed run needs one, a config
+    equal to the run's own (train.steps aside) and train.steps not below the checkpoint's step.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    has_checkpoint = latest_checkpoint(run_dir) is not None
-    if not resume and has_checkpoint:
+    latest = latest_checkpoint(run_dir)
+    if not resume and latest is not None:
         raise ConfigError(f"{run_dir} already holds a run with checkpoints: pass --resume, or choose a new --out")
     if resume:
-        if not has_checkpoint:
+        if latest is None:
             raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint; drop --resume to start a new run")
         previous = config_to_dict(config_from_dict(tomllib.loads((run_dir / RESOLVED_CONFIG).read_text())))
         current = config_to_dict(config)
@@ -84,6 +85,9 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
                 f"the config differs from the one {run_dir} was trained with in: {', '.join(changed)}; "
                 f"resume with {run_dir / RESOLVED_CONFIG} (only train.steps may change)"
             )
+        done = json.loads((latest / "state.json").read_text(encoding="utf-8"))["step"]
+        if done > config.train.steps:
+            raise ConfigError(f"{run_dir} is already at step {done}, past train.steps = {config.train.steps}; ask for more steps")
     (run_dir / RESOLVED_CONFIG).write_text(config_to_toml(config), encoding="utf-8")
 
 
@@ -278,8 +282,6 @@ def _train(
         checkpoint = latest_checkpoint(run_dir)
         assert checkpoint is not None  # prepare_run_dir checked it on rank 0
         start_step = int(load_checkpoint(checkpoint, modules, optimizers)["step"])
-        if start_step > tcfg.steps:
-            raise ConfigError(f"{run_dir} is already at step {start_step}, past train.steps = {tcfg.steps}; ask for more steps")
 
     g_train: nn.Module = generator
     d_train: nn.Module | None = discriminator

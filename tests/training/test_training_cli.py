@@ -83,6 +83,7 @@ def test_bad_inputs_exit_with_a_message(cli_env, tmp_path: Path, capsys: pytest.
     assert run_cli("train", str(config), *common) == EXIT_OK
     fails_with("already holds a run with checkpoints: pass --resume", "train", str(config), *common)
     fails_with("already at step 2, past train.steps = 1", "train", str(config), *common[:-1], "1", "--resume")
+    assert "steps = 2\n" in (run / "config.toml").read_text()  # a refused resume leaves the run as it was
     changed = tmp_path / "changed.toml"
     changed.write_text(CONFIG.replace("widths = [8, 8]", "widths = [8, 16]"))
     fails_with(("differs from the one", "in: model.widths;"), "train", str(changed), *common, "--resume")
