@@ -48,6 +48,7 @@ class TrainSection:
     crop_size: int = 256  # random square training crops (frames must be at least this big)
     lr_g: float = 2e-4
     lr_d: float = 2e-4
+    lr_decay_start: int = 0  # from this step the learning rates fall linearly to 0 at `steps`; 0 = constant
     beta1: float = 0.5
     beta2: float = 0.999
     seed: int = 0  # model init and the crop sequence; a run is reproducible from it
@@ -63,11 +64,20 @@ class TrainSection:
         for name in ("steps", "batch_size", "crop_size", "checkpoint_every", "keep_checkpoints", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("val_every", "val_max_size", "num_workers"):
+        for name in ("val_every", "val_max_size", "num_workers", "lr_decay_start"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.lr_g <= 0 or self.lr_d <= 0:
             raise ConfigError("train.lr_g and train.lr_d must be > 0")
+
+    def lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier for optimiser step `step` (1-based): 1, then linear decay towards 0.
+
+        A pure function of the step (pix2pix's schedule), so resumed runs need no scheduler state.
+        """
+        if not self.lr_decay_start or step <= self.lr_decay_start:
+            return 1.0
+        return max(0.0, (self.steps - step + 1) / (self.steps - self.lr_decay_start + 1))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -342,6 +342,10 @@ def _train(
         for batch in loader:
             step += 1
             batch = _to_device(batch, device)
+            for name, optimizer in optimizers.items():
+                base = tcfg.lr_g if name == "generator" else tcfg.lr_d
+                for group in optimizer.param_groups:
+                    group["lr"] = base * tcfg.lr_factor(step)
             logged = train_step(batch, step)
             for name, value in logged.items():
                 running[name] = running.get(name, 0.0) + float(value)

@@ -72,10 +72,16 @@ def test_training_lowers_loss_and_raises_validation_psnr(family: str, paired_dat
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
-    config = tiny_config("rad", 12, checkpoint_every=4, val_every=0)
+    config = tiny_config("rad", 12, checkpoint_every=4, val_every=0, lr_decay_start=4)
     train(config, paired_dataset, tmp_path / "straight", CPU, frame_reader=gbuffer_reader)
-    half = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=6))
-    train(half, paired_dataset, tmp_path / "split", CPU, frame_reader=gbuffer_reader)
+    interrupt_call = 1 + 2 + 4 * 5 + 1  # reads: pass check, 2 val frames, 4 a step; first read of step 6
+
+    def interrupt(call: int, frame) -> None:
+        if call == interrupt_call:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = train(config, paired_dataset, tmp_path / "split", CPU, frame_reader=CountingReader(gbuffer_reader, interrupt))
+    assert (stopped.step, stopped.interrupted) == (6, True)
     result = train(config, paired_dataset, tmp_path / "split", CPU, resume=True, frame_reader=gbuffer_reader)
     assert result.step == 12
     straight, split = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "split")
@@ -141,3 +147,11 @@ def test_every_optional_loss_term_trains_and_is_logged(paired_dataset: Path, gbu
     names = {"l1", "content", "adversarial", "perceptual", "total_variation", "surface", "texture", "structure", "discriminator"}
     assert {f"loss/{n}" for n in names} <= set(logged[-1])
     assert all(math.isfinite(v) for r in logged for v in r.values())
+
+
+def test_learning_rates_decay_linearly_after_lr_decay_start(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+    config = tiny_config("unet", 4, log_every=1, val_every=0, lr_decay_start=2)
+    assert [config.train.lr_factor(step) for step in range(1, 5)] == [1.0, 1.0, 2 / 3, 1 / 3]
+    train(config, paired_dataset, tmp_path / "run", CPU, frame_reader=gbuffer_reader)
+    logged = [r["lr/generator"] for r in read_metrics(tmp_path / "run") if "lr/generator" in r]
+    assert logged == pytest.approx([2e-3, 2e-3, 2e-3 * 2 / 3, 2e-3 / 3])
