@@ -120,6 +120,11 @@ def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[nn.
     """Load a model dir: returns the generator in eval mode on `device` (channels_last on CUDA)
     and its config."""
     directory = Path(directory)
+    if directory.is_file():
+        check_safetensors_file(directory)  # a pickle is refused here, with the reason
+        raise ModelFileError(
+            f"{directory} is a file; give the model dir that holds {MODEL_WEIGHTS} and {MODEL_CONFIG}"
+        )
     config = read_model_config(directory)
     model = build_generator(config)
     state = load_tensors(directory / MODEL_WEIGHTS)

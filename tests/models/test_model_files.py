@@ -30,6 +30,8 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
         model.head.weight.normal_()
     save_model(model, config, tmp_path / "model")
     loaded, loaded_config = load_model(tmp_path / "model")
+    with pytest.raises(ModelFileError, match="is a file; give the model dir"):
+        load_model(tmp_path / "model" / MODEL_WEIGHTS)
     assert loaded_config == config
     assert not loaded.training
     x = (torch.rand(1, 3, 9, 11), torch.rand(1, 4, 9, 11), torch.zeros(1, 9, 11, dtype=torch.long))
@@ -46,6 +48,8 @@ def test_pickled_weights_are_refused_without_unpickling(tmp_path: Path) -> None:
     torch.save(build_generator(config).state_dict(), tmp_path / MODEL_WEIGHTS)  # a zip pickle
     with pytest.raises(ModelFileError, match="refusing to load .*pickle/zip.*only loads safetensors"):
         load_model(tmp_path)
+    with pytest.raises(ModelFileError, match="refusing to load .*pickle/zip"):
+        load_model(tmp_path / MODEL_WEIGHTS)  # the file itself instead of the dir
     (tmp_path / MODEL_WEIGHTS).write_bytes(pickle.dumps({"weight": [1, 2, 3]}))
     with pytest.raises(ModelFileError, match="pickle"):
         load_model(tmp_path)
