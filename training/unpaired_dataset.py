@@ -15,7 +15,6 @@ Items: ``image``, ``gbuffers``, ``material_id`` as in :mod:`.paired_dataset` (a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from .sampling import CropKey
 IMAGE_SUFFIXES = (".png", ".exr")
 _LAYOUT_SIZE = 4  # descriptor grid: 4x4 luma cells
 _COLOUR_WEIGHT = 0.5  # weight of the mean colour next to the unit-norm layout
+_CACHED_IMAGES = 8  # decoded target images kept per process
 
 
 def patch_descriptor(crops: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ class TargetPatchIndex:
             positions += [(image_index, t, l) for t in tops for l in lefts]
         self.positions = positions
         self.descriptors = torch.cat(descriptors)
-        self._read = lru_cache(maxsize=8)(read_target_image)
+        self._cache: dict[int, torch.Tensor] = {}  # a few decoded images (picklable for workers)
 
     def nearest(self, descriptor: torch.Tensor, count: int) -> torch.Tensor:
         """Indices (into `positions`) of the `count` candidates closest to `descriptor` (D,)."""
@@ -86,7 +86,11 @@ class TargetPatchIndex:
     def crop(self, position: int) -> torch.Tensor:
         """The candidate crop `position`, (3, crop, crop) in [0, 1)."""
         image_index, top, left = self.positions[position]
-        image = self._read(self.images[image_index])
+        if image_index not in self._cache:
+            if len(self._cache) >= _CACHED_IMAGES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[image_index] = read_target_image(self.images[image_index])
+        image = self._cache[image_index]
         return image[:, top : top + self.crop_size, left : left + self.crop_size].contiguous()
 
 

@@ -155,3 +155,13 @@ def test_learning_rates_decay_linearly_after_lr_decay_start(paired_dataset: Path
     train(config, paired_dataset, tmp_path / "run", CPU, frame_reader=gbuffer_reader)
     logged = [r["lr/generator"] for r in read_metrics(tmp_path / "run") if "lr/generator" in r]
     assert logged == pytest.approx([2e-3, 2e-3, 2e-3 * 2 / 3, 2e-3 / 3])
+
+
+def test_loader_worker_processes_change_nothing(paired_dataset: Path, tmp_path: Path) -> None:
+    """Crops are keyed by step, so worker processes give the same run as in-process loading."""
+    for workers in (0, 2):
+        config = tiny_config("unet", 3, num_workers=workers, val_every=0)
+        train(config, paired_dataset, tmp_path / f"w{workers}", CPU)  # the default reader
+    a = load_file(latest_checkpoint(tmp_path / "w0") / "generator.safetensors")
+    b = load_file(latest_checkpoint(tmp_path / "w2") / "generator.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)

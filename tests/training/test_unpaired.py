@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,8 @@ def test_unpaired_items_carry_a_matched_target_crop(paired_dataset: Path, gbuffe
     item = data[(1, 0.25, 0.75)]
     assert item["target"].shape == item["image"].shape == (3, 32, 32)
     assert torch.equal(item["target"], data[(1, 0.25, 0.75)]["target"])  # deterministic pick
+    copy = pickle.loads(pickle.dumps(data))  # what spawned data-loader workers receive
+    assert torch.equal(copy[(1, 0.25, 0.75)]["target"], item["target"])
 
 
 def test_unpaired_config_and_data_errors(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
