@@ -105,8 +105,10 @@ class _StopFlag:
         print("\nstopping after this step and writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Data-loader workers leave Ctrl-C to the training process, which stops them after its step."""
+    del worker_id
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
@@ -311,6 +313,7 @@ def _train(
         batch_sampler=StepBatchSampler(tcfg.seed, start_step, tcfg.steps, tcfg.batch_size, len(train_set), ctx.rank),
         num_workers=tcfg.num_workers,
         pin_memory=device.type == "cuda",
+        worker_init_fn=_ignore_ctrl_c,
     )
 
     def run_validation(at_step: int) -> dict[str, float]:

@@ -169,3 +169,24 @@ def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "lpips_vgg16.safetensors"
     save_file(state, str(path))
     return path
+
+
+CLI_SCRIPT = """
+import argparse
+import sys
+
+from stylepass.training.cli import register
+
+parser = argparse.ArgumentParser(prog="stylepass")
+register(parser.add_subparsers(required=True))
+args = parser.parse_args(sys.argv[1:])
+sys.exit(args.handler(args))
+"""
+
+
+@pytest.fixture(scope="session")
+def cli_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A script running the training subcommands the way the stylepass CLI wires them."""
+    path = tmp_path_factory.mktemp("cli") / "stylepass_training.py"
+    path.write_text(CLI_SCRIPT)
+    return path

@@ -6,25 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 from stylepass.training.checkpoint import latest_checkpoint
 from stylepass.training.run_log import read_metrics
-
-SCRIPT = textwrap.dedent(
-    """
-    import argparse
-    import sys
-
-    from stylepass.training.cli import register
-
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(sys.argv[1:])
-    sys.exit(args.handler(args))
-    """
-)
 
 CONFIG = """
 [model]
@@ -48,15 +33,14 @@ n_layers = 2
 """
 
 
-def test_two_cpu_processes_train_one_model_with_gloo(paired_dataset: Path, tmp_path: Path) -> None:
-    script, config, run = tmp_path / "entry.py", tmp_path / "config.toml", tmp_path / "run"
-    script.write_text(SCRIPT)
+def test_two_cpu_processes_train_one_model_with_gloo(paired_dataset: Path, cli_script: Path, tmp_path: Path) -> None:
+    config, run = tmp_path / "config.toml", tmp_path / "run"
     config.write_text(CONFIG)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        str(script), "train", str(config), "--data", str(paired_dataset), "--out", str(run),
+        str(cli_script), "train", str(config), "--data", str(paired_dataset), "--out", str(run),
         "--device", "cpu", "--steps", "20",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
