@@ -110,8 +110,9 @@ def save_checkpoint(
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_dir_name(step)
+    for stale in root.glob(".tmp-step-*"):  # left by a process killed while saving
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-{checkpoint_dir_name(step)}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         for name, module in modules.items():

@@ -1,7 +1,7 @@
 """``stylepass train`` and ``stylepass export-model`` subcommands.
 
 Wire into the main CLI with :func:`register`; each handler returns an exit code:
-0 done, 1 bad input (message on stderr), 3 non-finite loss, 130 interrupted by Ctrl-C
+0 done, 1 bad input (message on stderr), 3 non-finite loss, 130 interrupted by Ctrl-C or SIGTERM
 (a checkpoint was written; continue with --resume).
 """
 

@@ -4,7 +4,8 @@ Each step is a :class:`.step.TrainingStep` (a PatchGAN discriminator when
 ``loss.adversarial > 0``: paired runs judge (input, target) vs (input, output) pairs, unpaired
 runs matched target-domain crops vs outputs). Losses are checked for NaN/inf before each
 optimiser step: a non-finite loss stops the run with :class:`NonFiniteLossError` and the last
-checkpoint (written only from finite states) stays the newest. Ctrl-C finishes the current step, writes a checkpoint and returns ``interrupted=True``.
+checkpoint (written only from finite states) stays the newest. Ctrl-C (or SIGTERM) finishes the
+current step, writes a checkpoint and returns ``interrupted=True``.
 On CUDA: bf16 autocast and channels_last; under torchrun: DDP (see :mod:`.distributed`).
 """
 
@@ -92,8 +93,8 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
 
 
 class _StopFlag:
-    """SIGINT handler: the first Ctrl-C asks the loop to stop after the current step; the second
-    one interrupts at once."""
+    """SIGINT/SIGTERM handler: the first signal asks the loop to stop after the current step (and
+    write a checkpoint); a second one interrupts at once."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -102,13 +103,18 @@ class _StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping after this step and writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        name = signal.Signals(signum).name
+        print(f"\n{name}: stopping after this step and writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; kill / cluster pre-emption
 
 
 def _ignore_ctrl_c(worker_id: int) -> None:
     """Data-loader workers leave Ctrl-C to the training process, which stops them after its step."""
     del worker_id
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
@@ -334,7 +340,8 @@ def _train(
         print(f"note: {data_dir} has no 'val' pairs: no validation metrics", file=sys.stderr)
     validation = run_validation(start_step) if start_step == 0 else {}
     stop = _StopFlag()
-    previous_handler = signal.signal(signal.SIGINT, stop) if threading.current_thread() is threading.main_thread() else None
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handlers = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS} if in_main_thread else {}
     progress = tqdm(total=tcfg.steps, initial=start_step, unit="step", disable=not ctx.is_main, dynamic_ncols=True)
     running: dict[str, float] = {}
     running_count = 0
@@ -374,8 +381,8 @@ def _train(
             validation = run_validation(step)
     finally:
         progress.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
         if logger is not None:
             logger.close()
     return TrainResult(step, interrupted, latest_checkpoint(run_dir) if ctx.is_main else None, validation)

@@ -109,20 +109,25 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(paired_dataset: Path,
     assert all(torch.isfinite(w).all() for w in weights.values())
 
 
-def test_ctrl_c_stops_after_the_step_with_a_checkpoint_that_resumes(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes(
+    signum: int, paired_dataset: Path, gbuffer_reader, tmp_path: Path
+) -> None:
     interrupt_call = 1 + 2 + 4 * 5 + 1  # first read of step 6
 
     def interrupt(call: int, frame) -> None:
         if call == interrupt_call:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
 
     config = tiny_config("unet", 1000, val_every=0)
     run = tmp_path / "run"
-    handler_before = signal.getsignal(signal.SIGINT)
+    stale = run / "checkpoints" / ".tmp-step-00000003-999999"  # as if a process died while saving
+    stale.mkdir(parents=True)
+    handler_before = signal.getsignal(signum)
     result = train(config, paired_dataset, run, CPU, frame_reader=CountingReader(gbuffer_reader, interrupt))
     assert (result.step, result.interrupted) == (6, True)
-    assert latest_checkpoint(run).name == "step-00000006"
-    assert signal.getsignal(signal.SIGINT) is handler_before  # the training handler is gone again
+    assert latest_checkpoint(run).name == "step-00000006" and not stale.exists()
+    assert signal.getsignal(signum) is handler_before  # the training handler is gone again
     shorter = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=9))
     resumed = train(shorter, paired_dataset, run, CPU, resume=True, frame_reader=gbuffer_reader)
     assert (resumed.step, resumed.interrupted) == (9, False)
