@@ -12,6 +12,7 @@ from stylepass.core.models.norms import channel_norm
 
 TINY = {
     "unet": UNetConfig(base_width=4, depth=4, gbuffer_passes=("albedo", "depth")),
+    "unet_group_norm": UNetConfig(base_width=4, depth=4, gbuffer_passes=("albedo", "depth"), norm="group"),
     "rad": RADConfig(widths=(4, 8, 8), blocks=(1, 1, 1), gbuffer_widths=(4, 4, 4), num_materials=4),
 }
 SIZES = [(1, 1), (1, 2), (2, 3), (5, 7), (17, 33), (31, 64), (1, 2048), (3, 2048), (2047, 3)]
