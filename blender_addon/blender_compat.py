@@ -171,3 +171,94 @@ def material_uses_nodes(material: bpy.types.Material) -> bool:
     if material.node_tree is None:
         return False
     return bpy.app.version >= (5, 0, 0) or material.use_nodes
+
+
+# --- the scene's compositor (4.5: scene.node_tree; 5.x: scene.compositing_node_group) ----------
+
+_NEW_COMPOSITOR_TREE_NAME = "Compositor Nodes"
+
+
+def compositor_tree(scene: bpy.types.Scene) -> bpy.types.NodeTree | None:
+    """The node tree that composites ``scene``'s renders, or None when it has none.
+
+    4.5: the embedded ``scene.node_tree`` while ``scene.use_nodes`` is on; 5.x: the
+    ``CompositorNodeTree`` group assigned to ``scene.compositing_node_group``.
+    """
+    if hasattr(scene, "compositing_node_group"):
+        return scene.compositing_node_group
+    return scene.node_tree if scene.use_nodes else None
+
+
+def switch_on_compositor(scene: bpy.types.Scene) -> tuple[bpy.types.NodeTree, dict[str, object]]:
+    """The scene's compositor tree, made as Blender's "Use Nodes"/"New" button makes it if it has none.
+
+    Returns the tree and what was changed, for ``switch_off_compositor``: 4.5 turns on
+    ``scene.use_nodes`` (Blender then fills an empty embedded tree with Render Layers ->
+    Composite and Viewer); 5.x creates and assigns a new group with an ``Image`` output and
+    Render Layers -> Group Output.
+    """
+    if not hasattr(scene, "compositing_node_group"):  # 4.5
+        changes = {"use_nodes": scene.use_nodes}
+        scene.use_nodes = True
+        return scene.node_tree, changes
+    if scene.compositing_node_group is not None:
+        return scene.compositing_node_group, {}
+    tree = bpy.data.node_groups.new(_NEW_COMPOSITOR_TREE_NAME, "CompositorNodeTree")
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    scene.compositing_node_group = tree
+    render_layers = tree.nodes.new("CompositorNodeRLayers")
+    render_layers.scene = scene
+    render_layers.location = (-300, 0)
+    output = tree.nodes.new("NodeGroupOutput")
+    tree.links.new(render_layers.outputs["Image"], output.inputs[0])
+    return tree, {"created_tree": tree.name, "created_nodes": sorted(n.name for n in tree.nodes)}
+
+
+def switch_off_compositor(scene: bpy.types.Scene, changes: dict[str, object]) -> None:
+    """Undo ``switch_on_compositor``'s ``changes``.
+
+    4.5 turns ``use_nodes`` back off; Blender cannot delete an embedded tree, so it keeps the
+    default nodes, which do nothing while ``use_nodes`` is off. 5.x unassigns and deletes the
+    tree it created, unless someone has added nodes to it since.
+    """
+    if "use_nodes" in changes:
+        scene.use_nodes = changes["use_nodes"]
+    tree = bpy.data.node_groups.get(changes.get("created_tree", ""))
+    if tree is None or sorted(n.name for n in tree.nodes) != changes["created_nodes"]:
+        return
+    if scene.compositing_node_group == tree:
+        scene.compositing_node_group = None
+    bpy.data.node_groups.remove(tree)
+
+
+def final_output_socket(tree: bpy.types.NodeTree) -> bpy.types.NodeSocket | None:
+    """The socket that takes ``tree``'s final image, or None when the tree has no output node.
+
+    4.5: the first Composite node's ``Image``; 5.x: the active Group Output's first input.
+    """
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeComposite":
+            return node.inputs["Image"]
+        if node.bl_idname == "NodeGroupOutput" and node.is_active_output and len(node.inputs) > 1:
+            return node.inputs[0]
+    return None
+
+
+def new_final_output(tree: bpy.types.NodeTree) -> bpy.types.Node:
+    """Add the node that takes a compositor tree's final image (4.5: Composite; 5.x: Group Output).
+
+    Raises ValueError for a 5.x tree without an output socket, which has nowhere to put an image.
+    """
+    if hasattr(bpy.types, "CompositorNodeComposite"):
+        return tree.nodes.new("CompositorNodeComposite")
+    if not any(item.item_type == "SOCKET" and item.in_out == "OUTPUT" for item in tree.interface.items_tree):
+        raise ValueError(f"compositor node group '{tree.name}' has no output socket")
+    return tree.nodes.new("NodeGroupOutput")
+
+
+def scene_linear_colorspace() -> str:
+    """The name of the scene-linear colour space for images (5.x: the ``scene_linear`` role,
+    which follows the file's working space; 4.5: ``Linear Rec.709``, the default config's)."""
+    names = {item.identifier for item in
+             bpy.types.ColorManagedInputColorspaceSettings.bl_rna.properties["name"].enum_items}
+    return "scene_linear" if "scene_linear" in names else "Linear Rec.709"
