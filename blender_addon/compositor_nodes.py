@@ -90,9 +90,18 @@ def remove_stylise_nodes(scene: bpy.types.Scene) -> bool:
     return True
 
 
+def installed_node(scene: bpy.types.Scene) -> bpy.types.Node | None:
+    """The Stylepass group node in the scene's compositor (its ``Strength`` input is what a panel
+    draws), or None when it was never installed or the user deleted it."""
+    tree = compositor_tree(scene)
+    if RECORD_KEY not in scene or tree is None:
+        return None
+    return tree.nodes.get(json.loads(scene[RECORD_KEY])["node"])
+
+
 def installed_group(scene: bpy.types.Scene) -> bpy.types.NodeTree | None:
     """The Stylepass node group in the scene's compositor, or None when it has none."""
-    node = _installed_node(scene)
+    node = installed_node(scene)
     return None if node is None else node.node_tree
 
 
@@ -104,14 +113,14 @@ def installed_image(scene: bpy.types.Scene) -> bpy.types.Image | None:
 
 def stylise_strength(scene: bpy.types.Scene) -> float | None:
     """The Stylepass group's strength in the scene's compositor, or None when it has none."""
-    node = _installed_node(scene)
+    node = installed_node(scene)
     return None if node is None else float(node.inputs["Strength"].default_value)
 
 
 def set_stylise_strength(scene: bpy.types.Scene, value: float) -> None:
     """Set the Stylepass group's strength (0..1); raises LookupError when the scene has none."""
     _check_strength(value)
-    node = _installed_node(scene)
+    node = installed_node(scene)
     if node is None:
         raise LookupError(f"scene '{scene.name}' has no Stylepass compositor nodes")
     node.inputs["Strength"].default_value = value
@@ -249,10 +258,3 @@ def _remove_data_block(collection: bpy.types.bpy_prop_collection, name: str) -> 
     if name in collection:
         collection.remove(collection[name])
 
-
-def _installed_node(scene: bpy.types.Scene) -> bpy.types.Node | None:
-    """The Stylepass group node in the scene's compositor, unless it was never installed or deleted."""
-    tree = compositor_tree(scene)
-    if RECORD_KEY not in scene or tree is None:
-        return None
-    return tree.nodes.get(json.loads(scene[RECORD_KEY])["node"])

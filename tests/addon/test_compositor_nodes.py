@@ -161,6 +161,7 @@ def test_group_sits_between_render_layers_and_the_output(scene: bpy.types.Scene,
     tree = compat().compositor_tree(scene)
     (node,) = stylepass_group_nodes(tree)
     assert node.node_tree == group and group.name == "Stylepass: toon"
+    assert compositor_nodes().installed_node(scene) == node
     assert upstream(node.inputs["Image"]).node.bl_idname == "CompositorNodeRLayers"
     assert upstream(compat().final_output_socket(tree)) == node.outputs["Image"]
     assert node.inputs["Strength"].default_value == pytest.approx(0.75)
