@@ -170,3 +170,20 @@ def test_loader_worker_processes_change_nothing(paired_dataset: Path, tmp_path: 
     a = load_file(latest_checkpoint(tmp_path / "w0") / "generator.safetensors")
     b = load_file(latest_checkpoint(tmp_path / "w2") / "generator.safetensors")
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_bf16_autocast_training_path(paired_dataset: Path, gbuffer_reader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dtype mixing of CUDA's bf16 autocast, exercised with the CPU's autocast."""
+    import stylepass.training.step as step_module
+    import stylepass.training.trainer as trainer_module
+
+    def cpu_bf16(device: torch.device):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    monkeypatch.setattr(step_module, "autocast_for", cpu_bf16)
+    monkeypatch.setattr(trainer_module, "autocast_for", cpu_bf16)
+    for family in MODELS:
+        result = train(tiny_config(family, 3, val_every=0), paired_dataset, tmp_path / family, CPU, frame_reader=gbuffer_reader)
+        assert result.step == 3 and math.isfinite(result.validation["val/psnr"])
+        weights = load_file(result.checkpoint / "generator.safetensors")
+        assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
