@@ -13,25 +13,26 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from stylepass.core.models.config import ConfigError
-from stylepass.core.models.inference import resolve_device
-from stylepass.core.models.serialization import ModelFileError
-
-from .checkpoint import CheckpointError
-from .config import load_config
-from .export import export_run
-from .image_io import ImageReadError
-from .paired_dataset import DatasetError
-from .perceptual import MissingWeightsError
-from .trainer import RESOLVED_CONFIG, NonFiniteLossError, train
+# Only the standard library at import time: `stylepass --help` must not wait for torch. The
+# handlers import the training code when they run.
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_NON_FINITE = 3
 EXIT_INTERRUPTED = 130
-_INPUT_ERRORS = (ConfigError, DatasetError, ModelFileError, CheckpointError, ImageReadError, MissingWeightsError)
+
+
+def input_errors() -> tuple[type[Exception], ...]:
+    """Exception types that mean bad input (exit 1 with the message, no traceback)."""
+    from stylepass.core.models.config import ConfigError
+    from stylepass.core.models.serialization import ModelFileError
+
+    from .checkpoint import CheckpointError
+    from .image_io import ImageReadError
+    from .paired_dataset import DatasetError
+    from .perceptual import MissingWeightsError
+
+    return (ConfigError, DatasetError, ModelFileError, CheckpointError, ImageReadError, MissingWeightsError)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train a model from a TOML config on a paired dataset; Ctrl-C stops with a checkpoint."""
+    import torch
+
+    from stylepass.core.models.config import ConfigError
+    from stylepass.core.models.inference import resolve_device
+
+    from .config import load_config
+    from .trainer import RESOLVED_CONFIG, NonFiniteLossError, train
+
     requested = args.device
     if requested is None:
         requested = "cuda" if torch.cuda.is_available() else "cpu"
@@ -79,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NON_FINITE
-    except _INPUT_ERRORS as error:
+    except input_errors() as error:
         return _fail(str(error))
     elapsed = time.perf_counter() - started
     metrics = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in result.validation.items())
@@ -93,9 +102,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export the newest checkpoint of a run as model.safetensors + config.json."""
+    from .export import export_run
+
     try:
         out = export_run(args.run, args.out)
-    except _INPUT_ERRORS as error:
+    except input_errors() as error:
         return _fail(str(error))
     print(f"model written to {out}")
     return EXIT_OK

@@ -95,3 +95,16 @@ def test_bad_inputs_exit_with_a_message(cli_env, tmp_path: Path, capsys: pytest.
     fails_with("is not a training run", "export-model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"))
     if not torch.cuda.is_available():
         fails_with("CUDA is not available", "train", str(config), "--data", str(data), "--out", str(run), "--device", "cuda")
+
+
+def test_registering_the_subcommands_does_not_import_torch() -> None:
+    """`stylepass --help` stays fast: torch is imported by the handlers, not by register()."""
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, sys; from stylepass.training.cli import register; "
+        "register(argparse.ArgumentParser().add_subparsers()); print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
