@@ -41,11 +41,13 @@ def predict(
     material_id: torch.Tensor,
     tile: int | None = None,
     overlap: int = 32,
+    context: int = 0,
 ) -> torch.Tensor:
     """Run `model` (in eval mode) on a batch and return (B, 3, H, W) float32 clamped to [0, 1].
 
     image (B, 3, H, W) model range, gbuffers (B, C, H, W), material_id (B, H, W), all on the
-    model's device. tile: process in overlapping tiles of this size (None: whole frame).
+    model's device. tile: process in overlapping tiles of this size (None: whole frame);
+    context: pixels around each tile the model also sees (see :func:`.tiling.tiled_apply`).
     """
     model.eval()
     device = image.device
@@ -57,20 +59,25 @@ def predict(
             out = model(image, gbuffers, material_id).float()
         else:
             align = int(getattr(model, "multiple", 1))
-            out = tiled_apply(model, (image, gbuffers, material_id), tile, overlap, align)
+            out = tiled_apply(model, (image, gbuffers, material_id), tile, overlap, align, context)
     return out.clamp(0.0, 1.0)
 
 
 def stylise_frame(
-    model: nn.Module, config: ModelConfig, frame: Any, tile: int | None = None, overlap: int = 32
+    model: nn.Module,
+    config: ModelConfig,
+    frame: Any,
+    tile: int | None = None,
+    overlap: int = 32,
+    context: int = 0,
 ) -> np.ndarray:
     """Stylise one G-buffer frame; returns scene-linear RGB, np.float32 (3, H, W), >= 0.
 
     frame: a ``stylepass.core.gbuffer.GBufferFrame`` (or any object with its attributes).
-    tile, overlap: see :func:`predict`.
+    tile, overlap, context: see :func:`predict`.
     """
     device = next(model.parameters()).device
     tensors = frame_to_tensors(frame, config.gbuffer_passes)
     batch = {k: v[None].to(device) for k, v in tensors.items()}
-    out = predict(model, batch["image"], batch["gbuffers"], batch["material_id"], tile, overlap)
+    out = predict(model, batch["image"], batch["gbuffers"], batch["material_id"], tile, overlap, context)
     return inverse_tonemap(out[0]).cpu().numpy().astype(np.float32)

@@ -3,7 +3,8 @@
 Tiles overlap by `overlap` pixels and are blended with linear ramps, so no seam shows where two
 tiles meet. With the per-pixel channel norm the generators use, a tile's interior equals the
 full-frame result; only the outermost pixels of each tile (padding effects) differ, and those are
-the ones the ramps fade out.
+the ones the ramps fade out. With `context`, the model also sees that many pixels around each
+tile (cut off again after it runs), which pushes the padding effects out of the kept tile.
 """
 
 from __future__ import annotations
@@ -52,12 +53,15 @@ def tiled_apply(
     tile: int,
     overlap: int = 32,
     align: int = 1,
+    context: int = 0,
 ) -> torch.Tensor:
     """Apply `fn` tile by tile and blend the tiles.
 
     inputs: tensors sharing their last two dims (H, W), e.g. image (B, 3, H, W), gbuffers
     (B, C, H, W), material_id (B, H, W); `fn(*crops)` must return (B, C_out, h, w) for crops of
     size (h, w). align: tile offsets are multiples of it (see :func:`tile_spans`).
+    context: extra pixels of input on each side of a tile (within the frame, start kept on the
+    `align` grid) that `fn` sees but whose output is dropped.
     Returns (B, C_out, H, W) in float32.
     """
     height, width = inputs[0].shape[-2:]
@@ -65,8 +69,11 @@ def tiled_apply(
     weight_sum = torch.zeros(height, width, device=inputs[0].device)
     for top, bottom in tile_spans(height, tile, overlap, align):
         for left, right in tile_spans(width, tile, overlap, align):
-            crops = tuple(t[..., top:bottom, left:right] for t in inputs)
-            result = fn(*crops).float()
+            outer_top = max(0, top - context) // align * align
+            outer_left = max(0, left - context) // align * align
+            outer_bottom, outer_right = min(height, bottom + context), min(width, right + context)
+            crops = tuple(t[..., outer_top:outer_bottom, outer_left:outer_right] for t in inputs)
+            result = fn(*crops).float()[..., top - outer_top:bottom - outer_top, left - outer_left:right - outer_left]
             if out is None:
                 out = result.new_zeros(*result.shape[:-2], height, width)
             wy = blend_ramp(bottom - top, overlap, top == 0, bottom == height, result.device)
