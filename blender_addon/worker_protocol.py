@@ -20,6 +20,8 @@ possibly preceded by ``{"id": n, "event": "progress", "done": k, "total": t}`` l
 - ``{"id": n, "cmd": "shutdown"}`` -> ``{"ok": true}``, then the worker exits.
 
 Anything the worker prints that is not such a line (warnings, tracebacks) goes to stderr.
+A worker whose Python cannot import torch exits with :data:`NO_TORCH_EXIT_CODE` before the ready
+line, with one line on stderr saying so.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import json
 from typing import Any
 
 WORKER_MODULE = "stylepass.core.worker"
+NO_TORCH_EXIT_CODE = 3  # the worker's exit status when torch cannot be imported
 
 # Values of "kind" in an error reply, so the add-on can offer the right fix.
 ERROR_KINDS = (

@@ -6,7 +6,7 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from . import dataset_command, export_command, keyframe_command
+from . import dataset_command, export_command, keyframe_command, stylise_command
 
 
 def _version() -> str:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_command.register(commands)
     dataset_command.register(commands)
     keyframe_command.register(commands)
+    stylise_command.register(commands)
     return parser
 
 

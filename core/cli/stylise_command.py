@@ -1,0 +1,116 @@
+"""``stylepass stylise``: run a trained model on exported frames (core: :mod:`stylepass.core.stylise`)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from stylepass.blender_addon.headless_protocol import ExitCode
+
+from .blender_job import make_console, print_error, print_warning
+
+if TYPE_CHECKING:
+    from ..stylise import FrameJob, Styliser
+
+EXIT_CODES_HELP = """outputs:
+  OUT/stylised_<frame>.exr  scene-linear half-float RGB, the input's size (frame_000012.exr
+                            gives stylised_000012.exr)
+  OUT/stylised_<frame>.png  sRGB preview
+  OUT/manifest.jsonl        one line per finished frame; re-running skips them
+
+exit codes:
+  0    every frame is stylised
+  1    unexpected failure, or out of memory even with the smallest tiles
+  2    bad input: model, preset, frame, missing passes, option, or CUDA asked for but missing
+  3    the output folder cannot be written
+  130  cancelled; run the same command again to resume
+"""
+
+# StyliseError kinds that mean "fix the input" (the rest are failures).
+_BAD_INPUT_KINDS = {"bad_request", "bad_model", "no_cuda", "missing_passes", "bad_input"}
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``stylise`` to the CLI."""
+    parser = commands.add_parser(
+        "stylise",
+        help="stylise exported frames with a trained model (EXR + PNG per frame)",
+        description="Run a model on an exported frame (EXR with its JSON sidecar beside it) or on "
+                    "every frame of an export folder. Writes OUT/stylised_<frame>.exr (scene-linear, "
+                    "half float) and OUT/stylised_<frame>.png (sRGB preview). Re-running the same "
+                    "command resumes: frames this model already finished are skipped.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", metavar="INPUT", help="an export EXR (sidecar beside it) or an export folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="DIR", help="model folder (model.safetensors + config.json)")
+    source.add_argument("--preset", metavar="NAME",
+                        help="a preset's trained model: presets/NAME/model/ ($STYLEPASS_PRESETS overrides presets/)")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                        help="where the model runs (default: auto, CUDA when available)")
+    parser.add_argument("--tile", metavar="N", type=int,
+                        help="run in overlapping N x N tiles (default: whole frames up to 2048x2048, "
+                             "1024 tiles above; smaller tiles on GPU out-of-memory)")
+    parser.set_defaults(handler=run_stylise)
+
+
+def run_stylise(args: argparse.Namespace) -> int:
+    """Load the model, stylise every frame of INPUT into --out, and return the exit code."""
+    console = make_console()
+    # torch loads here, not when the CLI starts: the other commands do not need it.
+    from ..stylise import StyliseError, frame_jobs, load_styliser, resolve_model_dir
+
+    previous_sigterm = signal.signal(signal.SIGTERM, _cancel)  # a farm's SIGTERM cancels like Ctrl-C
+    try:
+        jobs = frame_jobs(args.input, args.out)
+        model_dir = resolve_model_dir(args.model, args.preset)
+        styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset)
+        console.print(f"model {styliser.name} ({styliser.config.family}) on {styliser.device}; "
+                      f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
+        return _stylise_all(styliser, jobs, Path(args.out), console)
+    except StyliseError as error:
+        print_error(console, str(error))
+        return ExitCode.BAD_INPUT if error.kind in _BAD_INPUT_KINDS else ExitCode.FAILED
+    except OSError as error:
+        print_error(console, f"cannot write to {args.out}: {error}")
+        return ExitCode.OUTPUT_UNWRITABLE
+    except KeyboardInterrupt:
+        console.print("[yellow]cancelled[/]: run the same command again to resume")
+        return ExitCode.CANCELLED
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _cancel(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stylise_all(styliser: Styliser, jobs: list[FrameJob], out_dir: Path, console: Console) -> int:
+    from ..stylise import stylise_jobs
+
+    progress = Progress(TextColumn("[bold]stylise"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.description}"), TimeRemainingColumn(),
+                        console=console, disable=not console.is_terminal)
+    frames = progress.add_task("", total=len(jobs))
+
+    def on_tile(done: int, total: int) -> None:
+        progress.update(frames, description=f"tile {done}/{total}")
+
+    def on_frame(done: int, total: int, job: FrameJob, status: str) -> None:
+        progress.update(frames, completed=done, description=f"{job.output.name} {status}")
+        if not console.is_terminal:
+            console.print(f"{job.output.name} {status} ({done}/{total})", markup=False, highlight=False)
+
+    with progress:
+        summary = stylise_jobs(styliser, jobs, out_dir, on_frame, on_tile,
+                               lambda message: print_warning(progress.console, message))
+    console.print(f"done: {len(summary.stylised)} stylised, {len(summary.skipped)} already finished, "
+                  f"in {out_dir}", markup=False, highlight=False)
+    return ExitCode.OK
