@@ -122,12 +122,18 @@ def build_sidecar(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, frame
 def export_frame(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, out_dir: Path,
                  frame: int) -> dict[str, object]:
     """Render ``frame`` and write its EXR, sidecar and manifest line; returns the manifest row."""
-    files = FrameFiles.in_folder(out_dir, frame)
-    for leftover in partials_of(files.exr) + partials_of(files.sidecar):
-        leftover.unlink(missing_ok=True)
     scene.frame_set(frame)
     with plain_render_pipeline(scene):  # the passes as rendered: no compositor, no sequencer strips
         render_view_layer(scene, view_layer)
+    return save_rendered_frame(scene, view_layer, out_dir, frame)
+
+
+def save_rendered_frame(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, out_dir: Path,
+                        frame: int) -> dict[str, object]:
+    """Write Blender's current render result as ``frame``'s EXR, sidecar and manifest line."""
+    files = FrameFiles.in_folder(out_dir, frame)
+    for leftover in partials_of(files.exr) + partials_of(files.sidecar):
+        leftover.unlink(missing_ok=True)
     result = bpy.data.images.get("Render Result")
     if result is None:
         raise JobError(f"Blender produced no render result for frame {frame}")

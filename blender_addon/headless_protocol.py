@@ -19,13 +19,14 @@ EVENT_PREFIX = "@@stylepass "
 
 
 class ExitCode(enum.IntEnum):
-    """Exit codes of the ``stylepass`` jobs (documented in the README)."""
+    """Exit codes of every ``stylepass`` command (documented in the README)."""
 
     OK = 0
     FAILED = 1            # unexpected error: worth a retry, then a bug report
     BAD_INPUT = 2         # the scene, a setting or an argument is wrong: fix it, do not retry
     OUTPUT_UNWRITABLE = 3  # the output folder cannot be written
     NO_BLENDER = 4        # the requested Blender is not installed or does not start
+    DIVERGED = 5          # training stopped on a non-finite loss (the last good checkpoint is kept)
     CANCELLED = 130       # interrupted (Ctrl-C / SIGTERM); re-run the same command to resume
 
 

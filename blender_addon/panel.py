@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import bpy
 
-from . import passes
+from . import compositor_nodes, passes
 
 
 def draw_stylepass_panel(layout: bpy.types.UILayout, scene: bpy.types.Scene,
-                         view_layer: bpy.types.ViewLayer) -> None:
+                         view_layer: bpy.types.ViewLayer, job: bpy.types.PropertyGroup) -> None:
     """Draw the panel's contents; separate from the Panel class so tests can call it."""
     try:
         statuses = passes.pass_status(scene, view_layer)
@@ -33,6 +33,35 @@ def draw_stylepass_panel(layout: bpy.types.UILayout, scene: bpy.types.Scene,
     export_row.enabled = scene.camera is not None
     export_row.operator("stylepass.export_gbuffers", icon="RENDER_STILL")
     layout.operator("stylepass.add_painted_keyframe", icon="BRUSH_DATA")
+    draw_stylise_section(layout.box(), scene, job)
+
+
+def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
+                         job: bpy.types.PropertyGroup) -> None:
+    """Style choice, the stylise buttons, and the job's state (running, failed, done)."""
+    layout.label(text="Stylise", icon="BRUSHES_ALL")
+    layout.prop(scene.stylepass, "model")
+    layout.prop(scene.stylepass, "device")
+    layout.prop(scene.stylepass, "stylise_on_render")
+    if job.state == "RUNNING":
+        layout.progress(factor=job.progress, text=job.message)
+        layout.operator("stylepass.cancel_stylise", icon="CANCEL")
+        return
+    if not scene.stylepass.model.strip():
+        layout.label(text="Choose a preset (enhance, toon, painterly, sketch) or a model folder", icon="INFO")
+    row = layout.row(align=True)
+    row.enabled = bool(scene.stylepass.model.strip()) and scene.camera is not None
+    row.operator("stylepass.stylise", icon="RENDER_STILL")
+    row.operator("stylepass.stylise_animation", icon="RENDER_ANIMATION")
+    if job.state == "FAILED":
+        for line in job.message.splitlines()[:6] or [""]:
+            layout.label(text=line, icon="ERROR")
+    elif job.state in ("DONE", "CANCELLED"):
+        layout.label(text=job.message, icon="CHECKMARK" if job.state == "DONE" else "INFO")
+    node = compositor_nodes.installed_node(scene)
+    if node is not None:
+        layout.prop(node.inputs["Strength"], "default_value", text=f"Strength ({node.node_tree.name})")
+        layout.operator("stylepass.remove_stylise", icon="TRASH")
 
 
 class STYLEPASS_PT_render_panel(bpy.types.Panel):
@@ -45,7 +74,7 @@ class STYLEPASS_PT_render_panel(bpy.types.Panel):
     bl_context = "render"
 
     def draw(self, context: bpy.types.Context) -> None:
-        draw_stylepass_panel(self.layout, context.scene, context.view_layer)
+        draw_stylepass_panel(self.layout, context.scene, context.view_layer, context.window_manager.stylepass_job)
 
 
 CLASSES = (STYLEPASS_PT_render_panel,)

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, properties
+from . import operators, panel, properties, stylise_job, stylise_on_render, stylise_operators
 
-_CLASSES = (properties.StylepassSceneSettings, *operators.CLASSES, *panel.CLASSES)
+_CLASSES = (properties.StylepassSceneSettings, properties.StylepassJobStatus, properties.StylepassPreferences,
+            *operators.CLASSES, *stylise_operators.CLASSES, *panel.CLASSES)
 
 
 def register() -> None:
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.stylepass = bpy.props.PointerProperty(type=properties.StylepassSceneSettings)
+    bpy.types.WindowManager.stylepass_job = bpy.props.PointerProperty(type=properties.StylepassJobStatus)
+    stylise_on_render.register()
 
 
 def unregister() -> None:
+    stylise_on_render.unregister()
+    stylise_job.stop_workers()
+    del bpy.types.WindowManager.stylepass_job
     del bpy.types.Scene.stylepass
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

@@ -1,8 +1,9 @@
 """``stylepass train`` and ``stylepass export-model`` subcommands.
 
-Wire into the main CLI with :func:`register`; each handler returns an exit code:
-0 done, 1 bad input (message on stderr), 3 non-finite loss, 130 interrupted by Ctrl-C or SIGTERM
-(a checkpoint was written; continue with --resume).
+Wire into the main CLI with :func:`register`; each handler returns an exit code, the same
+for every ``stylepass`` command (``headless_protocol.ExitCode``): 0 done, 2 bad input
+(message on stderr), 5 non-finite loss, 130 interrupted by Ctrl-C or SIGTERM (a checkpoint
+was written; continue with --resume).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 # Only the standard library at import time: `stylepass --help` must not wait for torch. The
 # handlers import the training code when they run.
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 1
-EXIT_NON_FINITE = 3
-EXIT_INTERRUPTED = 130
+from stylepass.blender_addon.headless_protocol import ExitCode
+
+EXIT_OK = ExitCode.OK
+EXIT_BAD_INPUT = ExitCode.BAD_INPUT
+EXIT_NON_FINITE = ExitCode.DIVERGED
+EXIT_INTERRUPTED = ExitCode.CANCELLED
 
 
 def input_errors() -> tuple[type[Exception], ...]:

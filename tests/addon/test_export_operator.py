@@ -70,12 +70,16 @@ class LayoutRecorder:
 
     def prop(self, data, name: str, **kwargs) -> None:
         assert hasattr(data, name)
-        self.log.append(("prop", name, icon := None))
+        self.log.append(("prop", name, None))
+
+    def progress(self, factor: float = 0.0, text: str = "", **kwargs) -> None:
+        self.log.append(("progress", text, factor))
 
 
 def draw(addon, scene) -> list:
     log: list = []
-    addon.panel.draw_stylepass_panel(LayoutRecorder(log), scene, bpy.context.view_layer)
+    addon.panel.draw_stylepass_panel(LayoutRecorder(log), scene, bpy.context.view_layer,
+                                     bpy.context.window_manager.stylepass_job)
     return log
 
 
@@ -85,7 +89,7 @@ def test_panel_draws_every_state(addon, demo_scene, view_layer):
     assert ("label", "normal", "X") in missing
     assert {e[1] for e in missing if e[0] == "operator"} == {
         "stylepass.setup_passes", "stylepass.remove_passes", "stylepass.export_gbuffers",
-        "stylepass.add_painted_keyframe"}
+        "stylepass.add_painted_keyframe", "stylepass.stylise", "stylepass.stylise_animation"}
 
     bpy.ops.stylepass.setup_passes()
     ready = draw(addon, demo_scene)
@@ -97,6 +101,24 @@ def test_panel_draws_every_state(addon, demo_scene, view_layer):
     no_camera = draw(addon, demo_scene)
     assert ("label", "The scene has no camera", "ERROR") in no_camera
     assert not next(e[2] for e in no_camera if e[:2] == ("operator", "stylepass.export_gbuffers")).enabled
+
+    demo_scene.camera = bpy.data.objects["Stylepass Camera"]
+    job = bpy.context.window_manager.stylepass_job
+    stylise_row = next(e[2] for e in ready if e[:2] == ("operator", "stylepass.stylise"))
+    assert not stylise_row.enabled and any("Choose a preset" in e[1] for e in ready if e[0] == "label")
+    demo_scene.stylepass.model = "toon"
+    chosen = draw(addon, demo_scene)
+    assert next(e[2] for e in chosen if e[:2] == ("operator", "stylepass.stylise")).enabled
+    job.state, job.progress, job.message = "RUNNING", 0.4, "stylising frame 3"
+    running = draw(addon, demo_scene)
+    assert ("progress", "stylising frame 3", 0.4) in [(e[0], e[1], round(e[2], 3)) for e in running
+                                                      if e[0] == "progress"]
+    assert ("operator", "stylepass.cancel_stylise") in [e[:2] for e in running]
+    assert ("operator", "stylepass.stylise") not in [e[:2] for e in running]
+    job.state, job.message = "FAILED", "the stylise worker stopped with exit code 3:\ntorch is not installed"
+    failed = draw(addon, demo_scene)
+    assert ("label", "torch is not installed", "ERROR") in failed
+    job.state = "IDLE"
 
     demo_scene.render.engine = "BLENDER_WORKBENCH"
     workbench = draw(addon, demo_scene)
