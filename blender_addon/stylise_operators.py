@@ -51,10 +51,13 @@ class StyliseOperatorBase:
 
     def _fail(self, context: bpy.types.Context, exc: Exception) -> set[str]:
         status = job_status(context)
-        status.state, status.message = "FAILED", str(exc)
+        message = str(exc)
+        if getattr(exc, "kind", "") == "no_cuda":
+            message += "\nSet Device to CPU in the Stylepass panel (slower), or give the worker a CUDA build of torch."
+        status.state, status.message = "FAILED", message
         if not isinstance(exc, JobError) or getattr(exc, "kind", "") == "worker_failed":
             stylise_job.stop_workers()
-        self.report({"ERROR"}, f"Stylepass: {exc}")
+        self.report({"ERROR"}, f"Stylepass: {message}")
         return {"CANCELLED"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:

@@ -197,3 +197,13 @@ def test_stylise_on_render_stylises_each_rendered_frame(ready_scene, nodes, tmp_
     assert [p.name for p in stylised_files(ready_scene)] == ["stylised_000001.exr", "stylised_000002.exr"]
     assert bpy.context.window_manager.stylepass_job.state == "DONE"
     assert nodes.installed_image(ready_scene).source == "SEQUENCE"
+
+
+def test_cuda_asked_for_without_cuda_offers_the_cpu(ready_scene, nodes):
+    if core_python("import torch; print(torch.cuda.is_available())") == "True":
+        pytest.skip("the core's torch has CUDA here: nothing to refuse")
+    ready_scene.stylepass.device = "cuda"
+    with pytest.raises(RuntimeError, match="CUDA"):
+        bpy.ops.stylepass.stylise()
+    assert "Set Device to CPU" in bpy.context.window_manager.stylepass_job.message
+    assert nodes.installed_group(ready_scene) is None
