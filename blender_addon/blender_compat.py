@@ -5,6 +5,7 @@ See ../shared/notes/blender.md for what was checked on each version.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -55,76 +56,52 @@ def set_render_samples(scene: bpy.types.Scene, samples: int) -> None:
 
 
 @contextmanager
-def multilayer_exr_output(scene: bpy.types.Scene) -> Iterator[None]:
-    """Temporarily set the scene's output to multilayer EXR (half colour, lossless ZIP).
+def image_output(scene: bpy.types.Scene, media_type: str, file_format: str, color_depth: str,
+                 exr_codec: str = "ZIP", color_mode: str | None = None) -> Iterator[None]:
+    """Temporarily set the scene's output image format; the user's settings are restored after.
 
-    Blender keeps data passes (depth, normal, vectors, Cryptomatte) in full float even in
-    half mode. 5.x needs ``media_type`` set before the file format. The user's settings are
-    restored afterwards.
+    ``media_type`` (``"IMAGE"`` or ``"MULTI_LAYER_IMAGE"``) only exists in 5.x, where it must
+    be set before the file format. ``exr_codec`` applies to EXR formats only.
     """
     settings = scene.render.image_settings
     has_media_type = hasattr(settings, "media_type")
-    saved = {
-        "media_type": settings.media_type if has_media_type else None,
-        "file_format": settings.file_format,
-        "color_depth": settings.color_depth,
-        "exr_codec": settings.exr_codec,
-    }
+    props = ("color_mode", "color_depth", "exr_codec")
+    saved = {prop: getattr(settings, prop) for prop in props}
+    saved_format = settings.file_format
+    saved_media = settings.media_type if has_media_type else None
     try:
         if has_media_type:
-            settings.media_type = "MULTI_LAYER_IMAGE"
-        settings.file_format = "OPEN_EXR_MULTILAYER"
-        settings.color_depth = "16"
-        settings.exr_codec = "ZIP"
-        yield
-    finally:
-        if has_media_type:
-            settings.media_type = saved["media_type"]
-        settings.file_format = saved["file_format"]
-        if saved["color_depth"] in _enum_items(settings, "color_depth"):
-            settings.color_depth = saved["color_depth"]
-        if saved["exr_codec"] in _enum_items(settings, "exr_codec"):
-            settings.exr_codec = saved["exr_codec"]
-
-
-def _enum_items(owner: bpy.types.bpy_struct, prop: str) -> set[str]:
-    return {item.identifier for item in owner.bl_rna.properties[prop].enum_items}
-
-
-@contextmanager
-def single_image_output(scene: bpy.types.Scene, file_format: str, color_depth: str,
-                        color_mode: str = "RGBA", exr_codec: str = "ZIP") -> Iterator[None]:
-    """Temporarily set the scene's output to one plain image (``PNG`` or single-layer ``OPEN_EXR``).
-
-    ``color_depth`` is ``"8"``/``"16"`` for PNG, ``"16"`` (half) or ``"32"`` for EXR;
-    ``exr_codec`` only applies to EXR. 5.x needs ``media_type`` set before the file format.
-    The user's settings are restored afterwards.
-    """
-    settings = scene.render.image_settings
-    has_media_type = hasattr(settings, "media_type")
-    saved = {
-        "media_type": settings.media_type if has_media_type else None,
-        "file_format": settings.file_format,
-        "color_mode": settings.color_mode,
-        "color_depth": settings.color_depth,
-        "exr_codec": settings.exr_codec,
-    }
-    try:
-        if has_media_type:
-            settings.media_type = "IMAGE"
+            settings.media_type = media_type
         settings.file_format = file_format
-        settings.color_mode = color_mode
+        if color_mode is not None:
+            settings.color_mode = color_mode
         settings.color_depth = color_depth
-        if file_format == "OPEN_EXR":
+        if file_format.startswith("OPEN_EXR"):
             settings.exr_codec = exr_codec
         yield
     finally:
         if has_media_type:
-            settings.media_type = saved["media_type"]
-        settings.file_format = saved["file_format"]
-        for prop in ("color_mode", "color_depth", "exr_codec"):
+            settings.media_type = saved_media
+        settings.file_format = saved_format
+        for prop in props:
             if saved[prop] in _enum_items(settings, prop):
                 setattr(settings, prop, saved[prop])
+
+
+def multilayer_exr_output(scene: bpy.types.Scene) -> contextlib.AbstractContextManager[None]:
+    """Multilayer EXR, half colour, lossless ZIP. Blender keeps data passes (depth, normal,
+    vectors, Cryptomatte) in full float even in half mode."""
+    return image_output(scene, "MULTI_LAYER_IMAGE", "OPEN_EXR_MULTILAYER", "16", "ZIP")
+
+
+def single_image_output(scene: bpy.types.Scene, file_format: str, color_depth: str,
+                        color_mode: str = "RGBA", exr_codec: str = "ZIP") -> contextlib.AbstractContextManager[None]:
+    """One plain image: ``PNG`` (``color_depth`` "8"/"16") or single-layer ``OPEN_EXR`` ("16" half, "32")."""
+    return image_output(scene, "IMAGE", file_format, color_depth, exr_codec, color_mode)
+
+
+def _enum_items(owner: bpy.types.bpy_struct, prop: str) -> set[str]:
+    return {item.identifier for item in owner.bl_rna.properties[prop].enum_items}
 
 
 @contextmanager
