@@ -223,18 +223,65 @@ def test(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+DEMO_RESOLUTION = "640x360"
+DEMO_SHEET_FRAMES = "1,6,12"
+BLEND_PRESET_ORDER = ("toon", "painterly", "sketch", "enhance")  # which preset the demo .blend shows
+
+
+def run_stylepass(*arguments: str | Path) -> int:
+    """Run the installed `stylepass` CLI; returns its exit code."""
+    return subprocess.run([str(VENV / "bin" / "stylepass"), *map(str, arguments)], cwd=ROOT).returncode
+
+
+def presets_dir() -> Path:
+    """The presets folder (``STYLEPASS_PRESETS`` overrides it, as for `stylepass stylise`)."""
+    return Path(os.environ.get("STYLEPASS_PRESETS", ROOT / "presets"))
+
+
+def trained_presets() -> list[str]:
+    """Presets that have trained weights (PRESETS/NAME/model/config.json), the .blend's choice first."""
+    found = {path.parent.parent.name for path in presets_dir().glob("*/model/config.json")}
+    order = {name: index for index, name in enumerate(BLEND_PRESET_ORDER)}
+    return sorted(found, key=lambda name: (order.get(name, len(order)), name))
+
+
 def demo(args: argparse.Namespace) -> int:
-    """The main job. Until stylisation lands: export the built-in demo scene's G-buffers."""
+    """The main job: render the built-in demo scene (12 frames), stylise it with every shipped
+    preset that has trained weights, and write a side-by-side sheet and a .blend whose
+    compositor holds the "Stylepass: <preset>" node group."""
     setup(args)
-    out = DEMO_OUT / "gbuffers"
+    out = Path(args.out).resolve()
+    gbuffers = out / "gbuffers"
     say("rendering the built-in demo scene and exporting its G-buffers")
-    code = subprocess.run([str(VENV / "bin" / "stylepass"), "export", "demo", "--out", str(out),
-                           "--resolution", "640x360", "--samples", "16"], cwd=ROOT).returncode
-    if code == 0:
-        say(f"G-buffers (multilayer EXR + JSON per frame) are in {out}")
-        say(f"read them in Python: from stylepass.core.gbuffer import iter_export; "
-            f"next(iter_export('{out}'))")
-    return code
+    code = run_stylepass("export", "demo", "--out", gbuffers, "--resolution", args.resolution, "--samples", "16")
+    if code:
+        return code
+    presets = trained_presets()
+    if not presets:
+        say(f"no shipped preset has trained weights yet (`python build.py train-preset NAME` makes one); "
+            f"the G-buffers are in {gbuffers}")
+        return 0
+    for name in presets:
+        say(f"stylising with the {name} preset")
+        code = run_stylepass("stylise", gbuffers, "--preset", name, "--out", out / "stylised" / name)
+        if code:
+            return code
+    sheet = out / "side_by_side.png"
+    code = run_stylepass("compare", gbuffers, "--frames", DEMO_SHEET_FRAMES, "--out", sheet, "--stylised",
+                         *(f"{name}={out / 'stylised' / name}" for name in presets))
+    if code:
+        return code
+    blend = out / "demo.blend"
+    code = run_stylepass("compose", "demo", "--stylised", out / "stylised" / presets[0], "--name", presets[0],
+                         "--out", blend, "--resolution", args.resolution)
+    if code:
+        return code
+    say(f"G-buffers: {gbuffers}")
+    for name in presets:
+        say(f"{name}: {out / 'stylised' / name} (stylised_<frame>.exr, scene-linear, and .png previews)")
+    say(f"side by side: {sheet}")
+    say(f"open in Blender: {blend} (compositor: Stylepass: {presets[0]}; Strength on the group node)")
+    return 0
 
 
 def package(args: argparse.Namespace) -> int:
@@ -269,6 +316,9 @@ def main() -> int:
                                  help="only this Blender (4.5 or 5.2); repeatable; default: all")
         if name == "test":
             command.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+        if name == "demo":
+            command.add_argument("--out", default=str(DEMO_OUT), help="where the results go (default: demo_output/)")
+            command.add_argument("--resolution", default=DEMO_RESOLUTION, help="WxH (default: %(default)s)")
     args = parser.parse_args()
     return args.handler(args)
 

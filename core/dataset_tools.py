@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from stylepass.blender_addon.atomic_files import append_jsonl, copy_file_atomic, read_jsonl, write_json_atomic
 from stylepass.blender_addon.dataset_layout import IDENTITY_NAME, PAIRS_NAME
@@ -162,17 +161,5 @@ def contact_sheet(dataset: Path, destination: Path, count: int = 4) -> Path:
             preview_images.ids_to_rgb8(frame.material_id),
             preview_images.load_target_rgb8(dataset / row["target"]),
         ])
-    height = max(t.shape[0] for row in tiles for t in row)
-    width = max(t.shape[1] for row in tiles for t in row)
-    header, gap = 18, 4
-    sheet = Image.new("RGB", (len(SHEET_COLUMNS) * (width + gap) + gap, header + len(tiles) * (height + gap) + gap),
-                      (32, 32, 32))
-    draw = ImageDraw.Draw(sheet)
-    for column, title in enumerate(SHEET_COLUMNS):
-        draw.text((gap + column * (width + gap) + 2, 3), title, fill=(230, 230, 230))
-    for r, (row, images) in enumerate(zip(picks, tiles)):
-        for column, image in enumerate(images):
-            sheet.paste(Image.fromarray(image), (gap + column * (width + gap), header + r * (height + gap)))
-        draw.text((gap + 2, header + r * (height + gap) + 2), f"{row['scene']} f{row['frame']} {row['split']}",
-                  fill=(255, 255, 0))
-    return save_png_atomic(destination, np.asarray(sheet))
+    labels = [f"{row['scene']} f{row['frame']} {row['split']}" for row in picks]
+    return save_png_atomic(destination, preview_images.tile_grid(tiles, list(SHEET_COLUMNS), labels))

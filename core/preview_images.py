@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .exr_file import ExrChannels, ExrReadError, read_exr
 
@@ -67,3 +67,23 @@ def load_target_rgb8(path: Path) -> np.ndarray:
         return linear_to_srgb8(np.maximum(np.nan_to_num(rgb), 0.0))
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
+
+
+def tile_grid(rows: list[list[np.ndarray]], column_titles: list[str], row_labels: list[str]) -> np.ndarray:
+    """Lay (H, W, 3) uint8 tiles out in a labelled grid on a dark background; returns (H', W', 3) uint8.
+
+    Column titles go in a header strip, row labels in the top-left corner of each row's first tile.
+    """
+    height = max(tile.shape[0] for row in rows for tile in row)
+    width = max(tile.shape[1] for row in rows for tile in row)
+    columns = max(len(row) for row in rows)
+    header, gap = 18, 4
+    sheet = Image.new("RGB", (columns * (width + gap) + gap, header + len(rows) * (height + gap) + gap), (32, 32, 32))
+    draw = ImageDraw.Draw(sheet)
+    for column, title in enumerate(column_titles):
+        draw.text((gap + column * (width + gap) + 2, 3), title, fill=(230, 230, 230))
+    for r, (tiles, label) in enumerate(zip(rows, row_labels)):
+        for column, tile in enumerate(tiles):
+            sheet.paste(Image.fromarray(tile), (gap + column * (width + gap), header + r * (height + gap)))
+        draw.text((gap + 2, header + r * (height + gap) + 2), label, fill=(255, 255, 0))
+    return np.asarray(sheet)

@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from stylepass.training import cli as training_cli
 
-from . import dataset_command, export_command, keyframe_command, stylise_command
+from . import compose_command, dataset_command, export_command, keyframe_command, stylise_command
 
 
 def _version() -> str:
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_command.register(commands)
     keyframe_command.register(commands)
     stylise_command.register(commands)
+    compose_command.register(commands)
     training_cli.register(commands)
     return parser
 
