@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import xml.etree.ElementTree as ElementTree
 import zipfile
@@ -300,6 +301,356 @@ def package(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train-preset: rebuild a shipped preset from scratch ----------------------------------------
+# python build.py train-preset NAME: dataset (stylepass dataset) -> training (stylepass train,
+# resumable) -> export (stylepass export-model, renamed atomically onto presets/NAME/model/) ->
+# presets/NAME/CARD.md and presets/NAME/thumbnail.png. Work files: .build/presets/NAME/ (for
+# another --presets-dir: DIR/.build/NAME/). Re-running the same command resumes every stage;
+# other --pairs/--resolution/--steps/--device start the work folder afresh.
+
+PRESETS_DIR = ROOT / "presets"
+PRESET_STAGES = ("dataset", "training", "export", "card", "thumbnail")
+# Defaults per device: CPU gives a small but working model in minutes on 2 cores; CUDA a larger run.
+PRESET_RUN_DEFAULTS = {
+    "cpu": {"pairs": 48, "resolution": "128x128", "steps": None, "crop": 128, "batch": None},
+    "cuda": {"pairs": 400, "resolution": "256x256", "steps": 20000, "crop": 256, "batch": 8},
+}
+PRESET_KINDS = {"enhance": "a fast render (Cycles, 8 samples, direct light only) made to look like a "
+                           "256-sample path-traced render with global illumination (RAD generator)",
+                "toon": "flat colour bands and ink lines (pix2pix U-Net)",
+                "painterly": "the brush-stroke look of a Kuwahara filter (pix2pix U-Net)",
+                "sketch": "pencil lines on paper white (pix2pix U-Net)"}
+
+# Runs in .venv (torch): validation baseline, speed and thumbnail. argv: MODE ARGS...
+_PRESET_HELPER = r'''
+import json, sys, time
+from pathlib import Path
+mode, args = sys.argv[1], sys.argv[2:]
+if mode == "baseline":  # the untouched input vs the targets of the val split, as validation crops them
+    from stylepass.training.metrics import psnr, ssim
+    from stylepass.training.paired_dataset import PairedDataset
+    data, max_size = Path(args[0]), int(args[1])
+    val = PairedDataset(data, "val", ())
+    sums = {"psnr": 0.0, "ssim": 0.0}
+    for index in range(len(val)):
+        item = val.load_pair(index)
+        if max_size:
+            h, w = item["image"].shape[-2:]
+            top, left = max(0, (h - max_size) // 2), max(0, (w - max_size) // 2)
+            item = {k: v[..., top:top + max_size, left:left + max_size] for k, v in item.items()}
+        image, target = item["image"][None].float(), item["target"][None].float()
+        sums["psnr"] += float(psnr(image, target).clamp(max=100.0).sum())
+        sums["ssim"] += float(ssim(image, target).sum())
+    print(json.dumps({"pairs": len(val), **{k: v / max(1, len(val)) for k, v in sums.items()}}))
+elif mode == "speed":  # ms per 512x512 frame (median of 5 after a warm-up), random inputs
+    import torch
+    from stylepass.core.models.inference import predict, resolve_device
+    from stylepass.core.models.inputs import gbuffer_channels
+    from stylepass.core.models.serialization import load_model
+    device = resolve_device(args[1])
+    model, config = load_model(Path(args[0]), device)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 512, 512, generator=generator).to(device)
+    gbuffers = torch.rand(1, gbuffer_channels(config.gbuffer_passes), 512, 512, generator=generator).to(device)
+    ids = torch.zeros(1, 512, 512, dtype=torch.long, device=device)
+    times = []
+    with torch.no_grad():
+        for run in range(6):
+            start = time.perf_counter()
+            predict(model, image, gbuffers, ids)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if run:
+                times.append((time.perf_counter() - start) * 1000.0)
+    print(json.dumps({"ms": sorted(times)[len(times) // 2], "device": str(device),
+                      "threads": torch.get_num_threads()}))
+elif mode == "thumbnail":  # input | output | target of one validation pair
+    # All three as Blender's Standard view shows them: scene-linear clipped to [0, 1], sRGB curve
+    # (PNG targets as stored). The stylise PNG previews tone-map instead, which greys out whites.
+    import numpy as np
+    from PIL import Image
+    from stylepass.core.exr_file import read_exr
+    from stylepass.core.gbuffer import read_gbuffer
+    from stylepass.core.preview_images import exr_rgb
+    def standard_view(linear):
+        x = np.clip(np.nan_to_num(linear), 0.0, 1.0)
+        srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+        return (srgb * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+    frame, output, target, out = (Path(a) for a in args[:4])
+    if target.suffix.lower() == ".exr":
+        target_rgb = standard_view(exr_rgb(read_exr(target)))
+    else:
+        target_rgb = np.asarray(Image.open(target).convert("RGB"))
+    panels = [standard_view(read_gbuffer(frame).beauty), standard_view(exr_rgb(read_exr(output))), target_rgb]
+    height = max(p.shape[0] for p in panels)
+    gap = np.full((height, 4, 3), 255, np.uint8)
+    row = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+    scale = max(1, 256 // height)
+    picture = Image.fromarray(row).resize((row.shape[1] * scale, row.shape[0] * scale), Image.NEAREST)
+    partial = out.with_name(out.name + ".partial.png")
+    picture.save(partial)
+    partial.replace(out)
+'''
+
+
+class PresetStageError(Exception):
+    """A train-preset stage failed; the message names the stage."""
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def _dump_toml(data: dict[str, dict[str, object]]) -> str:
+    """Tables of scalars and lists (all a training config holds) as TOML text."""
+    lines = []
+    for section, table in data.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _stage(name: str, argv: list[str | Path], log: Path | None = None) -> float:
+    """Run one stage's command; returns its wall time in seconds, raises PresetStageError on failure."""
+    say(f"[{name}] {' '.join(str(a) for a in argv)}")
+    start = time.monotonic()
+    code = subprocess.run([str(a) for a in argv], cwd=ROOT).returncode
+    if code != 0:
+        raise PresetStageError(f"stage '{name}' failed (exit code {code})"
+                               + (f"; see {log}" if log else ""))
+    return time.monotonic() - start
+
+
+def _helper(stage: str, *args: object) -> dict:
+    result = subprocess.run([str(bin_python(VENV)), "-c", _PRESET_HELPER, *[str(a) for a in args]],
+                            cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PresetStageError(f"stage '{stage}' failed: {result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def _parse_resolution(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"[build] --resolution {text!r}: expected WxH, e.g. 128x128") from None
+    if width < 16 or height < 16:
+        raise SystemExit("[build] --resolution: at least 16x16")
+    return width, height
+
+
+def _preset_card(name: str, info: dict) -> str:
+    m, b, s = info["metrics"], info["baseline"], info["speed"]
+    passes = ", ".join(["beauty (Combined)", *info["passes"], "material ids", "valid mask (alpha)"])
+    device_words = "CPU" if info["device"] == "cpu" else "CUDA GPU"
+    size_note = ("a small model trained on the CPU of a 2-core machine for a few minutes: it gets the "
+                 "gist of the style, not its finesse; `python build.py train-preset "
+                 f"{name} --device cuda` on a GPU machine trains the larger run" if info["device"] == "cpu"
+                 else "trained on a GPU")
+    dataset_note = (f"{info['dataset_s']:.0f} s" if not info["dataset_resumed"]
+                    else f"{info['dataset_s']:.0f} s (checking a dataset rendered earlier by the same "
+                         "`stylepass dataset` command, not timed here)")
+    return f"""# {name}
+
+{PRESET_KINDS.get(name, name)}.
+
+**This is {size_note}.** Every figure below was measured by the run that made this model
+(`python build.py train-preset {info['command_args']}`).
+
+## Passes it needs
+
+{passes}: the frame exports of the Stylepass add-on (`stylepass export`) have them all.
+Model: `model/model.safetensors` + `model/config.json` ({info['model_family']}, {info['weights_mb']:.1f} MB of weights).
+
+## How it was trained
+
+| | |
+|---|---|
+| dataset | `dataset.toml`: {info['pairs']} procedural scenes at {info['resolution']} ({info['train_pairs']} train, {info['val_pairs']} validation, split by scene) |
+| training | `train.toml`: {info['steps']} steps, batch {info['batch']}, {info['crop']} px crops |
+| device | {device_words} ({info['device_name']}) |
+| time | dataset {dataset_note}; training {info['train_s']:.0f} s (wall, summed over resumed runs); export {info['export_s']:.1f} s |
+
+## Quality (validation split, {info['val_pairs']} held-out scenes, full {info['resolution']} frames)
+
+| | PSNR (dB) | SSIM |
+|---|---|---|
+| this model | {m['psnr']:.2f} | {m['ssim']:.4f} |
+| untouched input | {b['psnr']:.2f} | {b['ssim']:.4f} |
+
+Model figures: `val/psnr` and `val/ssim` of the run's final validation (step {m['step']}); input
+figures: the same metric functions (`stylepass.training.metrics`) on the same pairs, with the
+input's tone-mapped beauty in place of the output. Procedural validation scenes, not the shared
+real assets.
+
+## Speed
+
+{s['ms']:.0f} ms per 512x512 frame on the {device_words} ({s['device']}, {s['threads']} threads;
+median of 5 after a warm-up, whole frame, no tiling).
+
+`thumbnail.png`: input | output | target of the first validation pair.
+"""
+
+
+def train_preset(args: argparse.Namespace) -> int:
+    """Rebuild presets/NAME (dataset, training, export, card, thumbnail); resumable."""
+    presets_dir = Path(args.presets_dir).resolve() if args.presets_dir else PRESETS_DIR
+    preset = presets_dir / args.name
+    recipe, train_config = preset / "dataset.toml", preset / "train.toml"
+    for path in (recipe, train_config):
+        if not path.is_file():
+            say(f"preset {args.name}: {path} not found")
+            return 2
+    stylepass = VENV / "bin" / "stylepass"
+    if not stylepass.exists():
+        say(f"{stylepass} not found: run `python build.py setup` first")
+        return 4
+    defaults = PRESET_RUN_DEFAULTS[args.device]
+    config = tomllib.loads(train_config.read_text())
+    pairs = args.pairs or defaults["pairs"]
+    resolution = args.resolution or defaults["resolution"]
+    width, height = _parse_resolution(resolution)
+    steps = args.steps or defaults["steps"] or int(config.get("train", {}).get("steps", 20000))
+    work = (ROOT / ".build" / "presets" / args.name if presets_dir == PRESETS_DIR
+            else presets_dir / ".build" / args.name)
+    dataset, run_dir = work / "dataset", work / "run"
+
+    # The run's own config: the preset's, with crops that fit the frames and this run's steps.
+    train_section = dict(config.get("train", {}))
+    crop = min(int(train_section.get("crop_size", defaults["crop"])), width, height)
+    if args.device == "cuda":
+        crop = min(defaults["crop"], width, height)
+        train_section["batch_size"] = defaults["batch"]
+    train_section.update(steps=steps, crop_size=crop)
+    for key in ("checkpoint_every", "log_every"):
+        train_section[key] = max(1, min(int(train_section.get(key, steps)), steps))
+    config["train"] = train_section
+
+    params = {"pairs": pairs, "resolution": f"{width}x{height}", "steps": steps, "device": args.device,
+              "blender": args.blender, "recipe": recipe.read_text(), "config": _dump_toml(config)}
+    params_file = work / "params.json"
+    if params_file.is_file():
+        previous = json.loads(params_file.read_text())
+        if {k: v for k, v in previous.items() if k != "steps"} != {k: v for k, v in params.items() if k != "steps"}:
+            say(f"settings differ from the previous run in {work}: starting afresh")
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    params_file.write_text(json.dumps(params, indent=1))
+    run_config = work / "train.toml"
+    run_config.write_text(f"# generated by build.py train-preset from {train_config}\n" + params["config"])
+    command_args = " ".join([args.name, f"--pairs {pairs}", f"--steps {steps}", f"--resolution {width}x{height}",
+                             f"--device {args.device}", f"--blender {args.blender}"])
+    times_file = work / "times.json"  # stage seconds summed over the invocations of these settings
+    times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+
+    def add_time(stage: str, seconds: float) -> float:
+        times[stage] = times.get(stage, 0.0) + seconds
+        times_file.write_text(json.dumps(times))
+        return times[stage]
+
+    try:
+        # 1. dataset
+        say(f"[dataset] {pairs} pairs at {width}x{height} from {recipe} into {dataset}")
+        dataset_resumed = (dataset / "pairs.jsonl").is_file() and "dataset" not in times
+        dataset_s = _stage("dataset", [stylepass, "dataset", recipe, "--out", dataset, "--count", pairs,
+                                       "--resolution", f"{width}x{height}", "--blender", args.blender])
+        dataset_s = add_time("dataset", dataset_s)
+        rows = [json.loads(line) for line in (dataset / "pairs.jsonl").read_text().splitlines() if line.strip()]
+        val_rows = [r for r in rows if r["split"] == "val"]
+        if not val_rows:
+            raise PresetStageError("stage 'dataset': no validation pairs (every 1/validation_fraction-th scene "
+                                   "is one): raise --pairs")
+
+        # 2. training (resumes a stopped run of the same settings)
+        resume = (run_dir / "checkpoints" / "latest.json").is_file()
+        say(f"[training] {steps} steps on {args.device}, crops {crop} px"
+            + (f", resuming {run_dir}" if resume else f", run folder {run_dir}"))
+        train_s = _stage("training", [stylepass, "train", run_config, "--data", dataset, "--out", run_dir,
+                                      "--steps", steps, "--device", args.device, *(["--resume"] if resume else [])])
+        train_s = add_time("training", train_s)
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        finals = [r for r in records if "val/psnr" in r]
+        if not finals or finals[-1]["step"] != steps:
+            raise PresetStageError(f"stage 'training': no validation metrics at step {steps} in {run_dir}/metrics.jsonl")
+        metrics = {"psnr": finals[-1]["val/psnr"], "ssim": finals[-1]["val/ssim"], "step": steps}
+
+        # 3. export: into a temp folder, then renamed onto presets/NAME/model/
+        model_dir = preset / "model"
+        temp_model = preset / ".model.partial"
+        shutil.rmtree(temp_model, ignore_errors=True)
+        export_s = _stage("export", [stylepass, "export-model", run_dir, "--out", temp_model])
+        old = preset / ".model.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if model_dir.exists():
+            os.replace(model_dir, old)
+        os.replace(temp_model, model_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        weights_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
+        model_config = json.loads((model_dir / "config.json").read_text())["model"]
+        say(f"[export] {model_dir} ({weights_mb:.1f} MB)")
+
+        # 4. card: baseline on the same validation pairs, speed on this device
+        say("[card] untouched-input baseline on the validation pairs; speed at 512x512")
+        val_max = int(train_section.get("val_max_size", 512))
+        baseline = _helper("card", "baseline", dataset, val_max)
+        speed = _helper("card", "speed", model_dir, args.device)
+        device_name = "this machine's CPU" if args.device == "cpu" else "GPU"
+        info = {"command_args": command_args, "metrics": metrics, "baseline": baseline, "speed": speed,
+                "passes": list(model_config.get("gbuffer_passes", [])), "device": args.device,
+                "device_name": f"{device_name}, {os.cpu_count()} cores" if args.device == "cpu" else device_name,
+                "model_family": "RAD generator" if model_config.get("family") == "rad" else "pix2pix U-Net",
+                "weights_mb": weights_mb, "pairs": len(rows), "train_pairs": len(rows) - len(val_rows),
+                "val_pairs": len(val_rows), "resolution": f"{width}x{height}", "steps": steps,
+                "batch": train_section.get("batch_size", 4), "crop": crop, "dataset_s": dataset_s,
+                "dataset_resumed": dataset_resumed, "train_s": train_s, "export_s": export_s}
+        card = preset / "CARD.md"
+        card.with_name("CARD.md.partial").write_text(_preset_card(args.name, info))
+        os.replace(card.with_name("CARD.md.partial"), card)
+        (work / "card.json").write_text(json.dumps(info, indent=1))
+        say(f"[card] {card}: PSNR {metrics['psnr']:.2f} dB / SSIM {metrics['ssim']:.4f} "
+            f"(input {baseline['psnr']:.2f} / {baseline['ssim']:.4f}), {speed['ms']:.0f} ms per 512x512 frame")
+
+        # 5. thumbnail: input | output | target of the first validation pair
+        frame = dataset / val_rows[0]["input"]
+        stylised = work / "thumbnail"
+        shutil.rmtree(stylised, ignore_errors=True)
+        _stage("thumbnail", [stylepass, "stylise", frame, "--model", model_dir, "--out", stylised,
+                             "--device", args.device])
+        output = next(stylised.glob("stylised_*.exr"), None)
+        if output is None:
+            raise PresetStageError(f"stage 'thumbnail': stylise wrote no EXR in {stylised}")
+        _helper("thumbnail", "thumbnail", frame, output, dataset / val_rows[0]["target"], preset / "thumbnail.png")
+        say(f"[thumbnail] {preset / 'thumbnail.png'}")
+    except PresetStageError as error:
+        say(f"train-preset {args.name}: {error}")
+        return 1
+    say(f"preset {args.name} rebuilt in {preset}")
+    return 0
+
+
+def add_train_preset_parser(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
+        "train-preset", help="rebuild presets/NAME from scratch: dataset, training, export, card, thumbnail")
+    command.set_defaults(handler=train_preset)
+    command.add_argument("name", help="preset folder name (enhance, toon, painterly, sketch)")
+    command.add_argument("--pairs", type=int, help="procedural scenes to render (default: 48 on cpu, 400 on cuda)")
+    command.add_argument("--steps", type=int, help="training steps (default: train.toml's on cpu, 20000 on cuda)")
+    command.add_argument("--resolution", help="WxH of the dataset frames (default: 128x128 on cpu, 256x256 on cuda)")
+    command.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
+    command.add_argument("--blender", choices=[t.version for t in BLENDERS], default="5.2",
+                         help="Blender that renders the dataset (default 5.2)")
+    command.add_argument("--presets-dir", help="folder that holds the presets (default: presets/)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -319,6 +670,7 @@ def main() -> int:
         if name == "demo":
             command.add_argument("--out", default=str(DEMO_OUT), help="where the results go (default: demo_output/)")
             command.add_argument("--resolution", default=DEMO_RESOLUTION, help="WxH (default: %(default)s)")
+    add_train_preset_parser(commands)
     args = parser.parse_args()
     return args.handler(args)
 

@@ -1,0 +1,67 @@
+"""`python build.py train-preset` end to end on a tiny sketch run (real Blender 5.2, CPU torch).
+
+Dataset (3 pairs at 32x32), training (4 steps), export onto the preset's model/, card and
+thumbnail, in a temporary copy of presets/sketch so the shipped preset is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+STYLEPASS = Path(sys.executable).parent / "stylepass"
+
+
+def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
+    presets = tmp_path / "presets"
+    preset = presets / "sketch"
+    preset.mkdir(parents=True)
+    shutil.copy(REPO / "presets" / "sketch" / "train.toml", preset / "train.toml")
+    # Every 2nd scene is a validation scene, so 3 pairs give 1 validation pair (the recipe's 0.2
+    # makes every 5th one, i.e. none of 3).
+    recipe = (REPO / "presets" / "sketch" / "dataset.toml").read_text()
+    assert "validation_fraction = 0.2" in recipe
+    (preset / "dataset.toml").write_text(recipe.replace("validation_fraction = 0.2", "validation_fraction = 0.5"))
+
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "build.py"), "train-preset", "sketch", "--pairs", "3", "--steps", "4",
+         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets)],
+        cwd=REPO, capture_output=True, text=True, timeout=240)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    for stage in ("[dataset]", "[training]", "[export]", "[card]", "[thumbnail]"):
+        assert stage in output, f"stage {stage} not reported:\n{output[-3000:]}"
+
+    model = preset / "model"
+    assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()
+    assert json.loads((model / "config.json").read_text())["model"]["family"] == "unet"
+    assert not (preset / ".model.partial").exists()
+
+    # The exported model loads and stylises one exported frame of the dataset.
+    work = presets / ".build" / "sketch"
+    rows = [json.loads(line) for line in (work / "dataset" / "pairs.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and [r["split"] for r in rows].count("val") == 1
+    frame = work / "dataset" / rows[0]["input"]
+    styled = subprocess.run([str(STYLEPASS), "stylise", str(frame), "--model", str(model),
+                             "--out", str(tmp_path / "styled"), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=120)
+    assert styled.returncode == 0, styled.stdout[-2000:] + styled.stderr[-2000:]
+    pngs = list((tmp_path / "styled").glob("stylised_*.png"))
+    assert len(pngs) == 1
+    assert Image.open(pngs[0]).size == (32, 32)
+
+    card = (preset / "CARD.md").read_text()
+    for needed in ("PSNR", "SSIM", "untouched input", "ms per 512x512 frame", "4 steps", "3 procedural scenes",
+                   "albedo, normal, depth"):
+        assert needed in card, f"{needed!r} missing from the card:\n{card}"
+    thumbnail = Image.open(preset / "thumbnail.png")
+    assert thumbnail.size[0] > 2 * thumbnail.size[1]  # input | output | target side by side
+    assert time.monotonic() - start < 120
