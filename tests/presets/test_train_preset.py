@@ -64,4 +64,13 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
         assert needed in card, f"{needed!r} missing from the card:\n{card}"
     thumbnail = Image.open(preset / "thumbnail.png")
     assert thumbnail.size[0] > 2 * thumbnail.size[1]  # input | output | target side by side
+
+    # More steps, same settings: the dataset and the run resume (no new scenes, no restart).
+    more = subprocess.run(
+        [sys.executable, str(REPO / "build.py"), "train-preset", "sketch", "--pairs", "3", "--steps", "6",
+         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets)],
+        cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert more.returncode == 0, (more.stdout + more.stderr)[-4000:]
+    assert "resuming" in more.stdout and "afresh" not in more.stdout
+    assert "6 steps" in (preset / "CARD.md").read_text()
     assert time.monotonic() - start < 120
