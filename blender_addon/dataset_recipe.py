@@ -4,7 +4,8 @@
 A recipe is a TOML file (examples in ``presets/*/dataset.toml``)::
 
     [dataset]
-    validation_fraction = 0.2      # share of scenes held out for validation (by scene)
+    validation_fraction = 0.2      # share of scenes held out for validation (by scene); 1 = all
+                                   # (an evaluation set, e.g. of real assets never trained on)
     resolution = [256, 256]        # default output size; --resolution overrides
 
     [scenes]
@@ -192,8 +193,8 @@ def _resolution(path: Path, value: list[Any]) -> tuple[int, int]:
 
 def _check_values(recipe: Recipe) -> None:
     path = recipe.path
-    if not 0.0 <= recipe.validation_fraction < 1.0:
-        raise RecipeError(f"{path}: [dataset] validation_fraction must be in [0, 1)")
+    if not 0.0 <= recipe.validation_fraction <= 1.0:
+        raise RecipeError(f"{path}: [dataset] validation_fraction must be in [0, 1]")
     if recipe.count < 1:
         raise RecipeError(f"{path}: [scenes] count must be at least 1")
     if not 0.0 <= recipe.asset_probability <= 1.0:
@@ -219,9 +220,12 @@ FRAME_BLOCK = 10  # frames of one .blend are split in blocks, so neighbours shar
 
 def validation_split(index: int, fraction: float) -> str:
     """Split of the scene (or frame block) with 0-based ``index``: every k-th is ``"val"``,
-    k = round(1 / fraction), so splits are exact for any count and the same in every shard."""
+    k = round(1 / fraction), so splits are exact for any count and the same in every shard;
+    fraction 1 holds every scene out."""
     if fraction <= 0:
         return "train"
+    if fraction >= 1:
+        return "val"
     period = max(2, round(1 / fraction))
     return "val" if index % period == period - 1 else "train"
 
