@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from stylepass.training import cli as training_cli
 
 from . import compose_command, dataset_command, export_command, keyframe_command, stylise_command
+from . import evaluate_command
 
 
 def _version() -> str:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     keyframe_command.register(commands)
     stylise_command.register(commands)
     compose_command.register(commands)
+    evaluate_command.register(commands)
     training_cli.register(commands)
     return parser
 
