@@ -120,8 +120,8 @@ def setup_core_env() -> None:
     make_venv(VENV, Path(sys.executable))
     say(f"installing {TORCH_REQUIREMENT} (set STYLEPASS_TORCH to choose another build)")
     run([bin_python(VENV), "-m", "pip", "install", "-q", TORCH_REQUIREMENT])
-    say("installing stylepass (editable) and test tools")
-    run([bin_python(VENV), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
+    say("installing stylepass (editable), test tools and the ONNX export extra")
+    run([bin_python(VENV), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test,onnx]"])
     mark_ready(VENV, stamp)
 
 

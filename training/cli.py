@@ -54,10 +54,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train_parser.set_defaults(handler=run_train)
 
     export_parser = subparsers.add_parser(
-        "export-model", help="write a run's model as a deployable model dir", description=run_export.__doc__
+        "export-model", help="write a run's model as a deployable model dir (optionally ONNX)",
+        description=run_export.__doc__,
     )
-    export_parser.add_argument("run", type=Path, help="training run folder")
-    export_parser.add_argument("--out", type=Path, required=True, help="model dir to write")
+    export_parser.add_argument(
+        "run", type=Path, metavar="SOURCE", help="training run folder, or a model dir (e.g. presets/toon/model)"
+    )
+    export_parser.add_argument(
+        "--out", type=Path, required=True, help="model dir to write (may be the SOURCE model dir itself)"
+    )
+    export_parser.add_argument(
+        "--onnx", action="store_true",
+        help="also write model.onnx for game engines, checked against PyTorch (see docs/onnx.md)",
+    )
     export_parser.set_defaults(handler=run_export)
 
 
@@ -104,14 +113,21 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Export the newest checkpoint of a run as model.safetensors + config.json."""
-    from .export import export_run
+    """Export the newest checkpoint of a run (or a model dir) as model.safetensors + config.json;
+    with --onnx also model.onnx (dynamic size, checked in onnxruntime within 1e-3)."""
+    from .export import export_model
+    from .onnx_export import OnnxMismatchError, OnnxUnavailableError
 
     try:
-        out = export_run(args.run, args.out)
-    except input_errors() as error:
+        result = export_model(args.run, args.out, onnx=args.onnx)
+    except (OnnxUnavailableError, *input_errors()) as error:
         return _fail(str(error))
-    print(f"model written to {out}")
+    except OnnxMismatchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitCode.FAILED
+    print(f"model written to {result.out_dir}")
+    if result.onnx_path is not None:
+        print(f"ONNX model written to {result.onnx_path} (max |ONNX - PyTorch| {result.onnx_max_diff:.2g})")
     return EXIT_OK
 
 
