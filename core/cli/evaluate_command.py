@@ -20,7 +20,8 @@ from .export_command import add_blender_arguments
 
 if TYPE_CHECKING:
     from stylepass.core.stylise import Styliser
-    from stylepass.training.evaluate import Evaluation
+    from stylepass.training.evaluate import Evaluation, ReadFrame
+    from stylepass.training.paired_dataset import PairRecord
 
 REPORT_NAME = "report.json"
 SHEET_NAME = "sheet.png"
@@ -187,8 +188,8 @@ def _blender_name(choice: str | None) -> str:
     return blender_command(choice, addon_dir() / "headless_main.py", []).description
 
 
-def _run_model(styliser: Styliser, pairs: list[Any], dataset: Path, denoised: list[Path] | None,
-               sheet_rows: int, console: Console, read_frame: Any) -> Evaluation:
+def _run_model(styliser: Styliser, pairs: list[PairRecord], dataset: Path, denoised: list[Path] | None,
+               sheet_rows: int, console: Console, read_frame: ReadFrame) -> Evaluation:
     from stylepass.training.evaluate import evaluate_pairs
 
     progress = Progress(TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(),
