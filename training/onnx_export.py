@@ -54,7 +54,6 @@ from stylepass.core.models.inputs import (
     PASS_CHANNELS,
     frame_to_tensors,
     inverse_tonemap,
-    material_classes,
     tonemap,
 )
 
@@ -153,12 +152,13 @@ class EngineGraph(nn.Module):
 
     def _gbuffers(self, named: dict[str, torch.Tensor]) -> torch.Tensor:
         """Stack the passes + valid mask like ``stack_gbuffers``: (N, C_g, H, W)."""
-        valid = (named["valid"] > 0.5).to(torch.float32)
+        mask = named["valid"] > 0.5
+        valid = mask.to(torch.float32)
         planes = []
         for name in self.passes:
             data = named[name]
             if name == "depth":
-                data = data * valid
+                data = torch.where(mask, data, torch.zeros_like(data))  # also drops inf sky depth
                 far = torch.amax(data, dim=(1, 2, 3), keepdim=True)
                 data = data / torch.where(far > 0, far, torch.ones_like(far))
             elif name == "motion":
@@ -177,8 +177,9 @@ def _dim(x: torch.Tensor, axis: int) -> torch.Tensor:
 def sample_frame(config: ModelConfig, height: int, width: int, seed: int = 0) -> SimpleNamespace:
     """A random frame with the attributes of ``GBufferFrame`` that `config` needs, to check exports.
 
-    beauty is HDR (up to 8, a few NaN/inf pixels), depth 1..50 units, about 20 % background,
-    material ids 0..19, motion up to +-20 pixels; every value within the documented ranges.
+    beauty is HDR (up to 8, one NaN and one inf pixel); about 20 % of the pixels are background,
+    with depth 1e9 there (an engine's far plane; the graph must ignore it) and 1..50 elsewhere;
+    material ids 0..19; motion about +-20 pixels.
     """
     rng = np.random.default_rng(seed)
     beauty = (rng.random((3, height, width), dtype=np.float32) ** 3 * 8.0).astype(np.float32)
@@ -190,7 +191,7 @@ def sample_frame(config: ModelConfig, height: int, width: int, seed: int = 0) ->
         beauty=beauty,
         albedo=rng.random((3, height, width), dtype=np.float32),
         normal=np.where(valid, normal, 0.0).astype(np.float32),
-        depth=np.where(valid, 1.0 + 49.0 * rng.random((height, width)), 0.0).astype(np.float32),
+        depth=np.where(valid, 1.0 + 49.0 * rng.random((height, width)), 1e9).astype(np.float32),
         valid=valid,
         material_id=rng.integers(0, 20, size=(height, width)).astype(np.int32),
         motion=(rng.normal(size=(4, height, width)) * 20.0).astype(np.float32),
