@@ -1,7 +1,8 @@
-"""Throughput of a training config on a device: inference time per frame, training steps/s,
-peak GPU memory. Random tensors of the config's shapes stand in for data, and the training step
-is the training loop's own :class:`.step.TrainingStep`, so the figures are those of
-``stylepass train`` without data loading::
+"""Throughput of one training config on a device: inference time per frame, training steps/s,
+peak GPU memory (the whole suite, with baselines, is ``stylepass bench``: :mod:`.bench`). Random
+tensors of the config's shapes stand in for data, and the training step is the training loop's
+own :class:`.step.TrainingStep`, so the figures are those of ``stylepass train`` without data
+loading::
 
     python -m stylepass.training.benchmark CONFIG [--device cuda] [--frame 1080x1920] [--steps 20]
 
@@ -13,21 +14,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from stylepass.core.models.config import build_generator
 from stylepass.core.models.inference import predict, resolve_device
-from stylepass.core.models.inputs import gbuffer_channels
-from stylepass.core.models.patchgan import PatchGANDiscriminator
 
+from .bench_timing import median_ms, peak_memory, synthetic_batch, training_step, training_step_ms
 from .config import TrainConfig, load_config
-from .step import Batch, GeneratorLosses, TrainingStep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,32 +41,6 @@ class BenchmarkResult:
     peak_memory_mib: float | None  # CUDA only
 
 
-def synthetic_batch(config: TrainConfig, batch: int, height: int, width: int, device: torch.device) -> Batch:
-    """Random inputs and targets shaped like a training batch, on `device`."""
-    channels = gbuffer_channels(config.model.gbuffer_passes)
-    return {
-        "image": torch.rand(batch, 3, height, width, device=device),
-        "gbuffers": torch.rand(batch, channels, height, width, device=device),
-        "material_id": torch.randint(0, 16, (batch, height, width), device=device),
-        "target": torch.rand(batch, 3, height, width, device=device),
-    }
-
-
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> float:
-    """Median wall time of `fn` over `repeats` calls after `warmup` untimed ones (CUDA-synchronised)."""
-    times = []
-    for index in range(warmup + repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if index >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def run_benchmark(
     config: TrainConfig, device: torch.device, frame: tuple[int, int] = (1080, 1920), steps: int = 20, warmup: int = 3
 ) -> BenchmarkResult:
@@ -78,46 +48,29 @@ def run_benchmark(
     torch.manual_seed(config.train.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.cuda.reset_peak_memory_stats(device)
-    generator = build_generator(config.model).to(device)
-    paired = config.data.mode == "paired"
-    discriminator = None
-    if config.loss.adversarial > 0:
-        d = config.discriminator
-        discriminator = PatchGANDiscriminator(6 if paired else 3, d.base_width, d.n_layers).to(device)
-    if device.type == "cuda":
-        for module in filter(None, (generator, discriminator)):
-            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    generator = build_generator(config.model)
     t = config.train
-    optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))}
-    if discriminator is not None:
-        optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
-
-    def ignore(losses: dict[str, torch.Tensor], step: int) -> None:
-        del losses, step
-
-    step = TrainingStep(generator, discriminator, optimizers, GeneratorLosses(config.loss, device), paired, device, ignore)
-    batch = synthetic_batch(config, t.batch_size, t.crop_size, t.crop_size, device)
-    generator.train()
-    step_seconds = median_seconds(lambda: step(batch, 0), steps, warmup, device)
-    frame_batch = synthetic_batch(config, 1, *frame, device)
-    inference_seconds = median_seconds(
-        lambda: predict(generator, frame_batch["image"], frame_batch["gbuffers"], frame_batch["material_id"]),
-        max(3, steps // 4),
-        1,
-        device,
-    )
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    with peak_memory(device) as memory:
+        step = training_step(config, generator, device)
+        batch = synthetic_batch(config.model, t.batch_size, t.crop_size, t.crop_size, device)
+        step_ms = training_step_ms(step, batch, steps, warmup, device)
+        frame_batch = synthetic_batch(config.model, 1, *frame, device)
+        inference_ms = median_ms(
+            lambda: predict(generator, frame_batch["image"], frame_batch["gbuffers"], frame_batch["material_id"]),
+            max(3, steps // 4),
+            1,
+            device,
+        )
     return BenchmarkResult(
         device=str(device),
         family=config.model.family,
         generator_parameters=sum(p.numel() for p in generator.parameters()),
         frame=frame,
-        inference_ms=1000.0 * inference_seconds,
+        inference_ms=inference_ms,
         batch_size=t.batch_size,
         crop_size=t.crop_size,
-        train_steps_per_s=1.0 / step_seconds,
-        peak_memory_mib=peak,
+        train_steps_per_s=1000.0 / step_ms,
+        peak_memory_mib=memory["peak_mib"],
     )
 
 

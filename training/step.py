@@ -4,11 +4,13 @@ loop and the benchmark.
 Order: generator forward; if there is a discriminator, its step on real vs generated samples
 (paired: (input, x) pairs as in pix2pix; unpaired: x alone); then the generator step on the
 weighted loss terms. Every loss passes `check_finite` before its optimiser steps, so a NaN never
-reaches the weights. On CUDA the forwards run under bf16 autocast; losses are float32.
+reaches the weights. On CUDA the forwards run under bf16 autocast (unless `mixed_precision` is
+off, as for the benchmark's float32 reference); losses are float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -96,8 +98,10 @@ class TrainingStep:
         check_finite: FiniteCheck,
         g_train: nn.Module | None = None,
         d_train: nn.Module | None = None,
+        mixed_precision: bool = True,
     ) -> None:
         self.generator, self.discriminator = generator, discriminator
+        self.mixed_precision = mixed_precision
         self.g_train = g_train or generator
         self.d_train = d_train or discriminator
         self.optimizers, self.losses = optimizers, losses
@@ -105,14 +109,14 @@ class TrainingStep:
 
     def __call__(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         image, target = batch["image"], batch["target"]
-        with autocast_for(self.device):
+        with self._autocast():
             fake = self.g_train(image, batch["gbuffers"], batch["material_id"])
         logged: dict[str, torch.Tensor] = {}
         fake_scores = None
         if self.discriminator is not None and self.d_train is not None:
             d_loss = self._discriminator_step(image, target, fake.detach(), step)
             self.discriminator.requires_grad_(False)
-            with autocast_for(self.device):
+            with self._autocast():
                 fake_scores = self.discriminator(discriminator_input(image, fake, self.paired)).float()
             self.discriminator.requires_grad_(True)
             logged["loss/discriminator"] = d_loss.detach()
@@ -127,10 +131,13 @@ class TrainingStep:
         logged.update({f"loss/{name}": value.detach() for name, value in terms.items()})
         return logged
 
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        return autocast_for(self.device) if self.mixed_precision else contextlib.nullcontext()
+
     def _discriminator_step(self, image: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, step: int) -> torch.Tensor:
         assert self.d_train is not None
         pairs = torch.cat([discriminator_input(image, real, self.paired), discriminator_input(image, fake, self.paired)])
-        with autocast_for(self.device):
+        with self._autocast():
             scores = self.d_train(pairs)
         real_scores, fake_scores = scores.float().chunk(2)
         d_loss = discriminator_loss(real_scores, fake_scores, self.losses.weights.adversarial_kind)

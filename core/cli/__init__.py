@@ -7,6 +7,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from stylepass.training import cli as training_cli
+from stylepass.training import bench_command
 
 from . import compose_command, dataset_command, export_command, keyframe_command, stylise_command
 from . import evaluate_command
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     compose_command.register(commands)
     evaluate_command.register(commands)
     training_cli.register(commands)
+    bench_command.register(commands)
     return parser
 
 

@@ -56,6 +56,13 @@ class RADConfig:
     blocks: tuple[int, ...] = (1, 2, 3)  # RAD residual blocks per scale
     gbuffer_widths: tuple[int, ...] = (16, 16, 32)  # G-buffer encoder channels per scale
     num_materials: int = 8  # material classes (streams); ids map to classes modulo this
+    # The G-buffer side; the defaults are the cheap design, the comments give EPE's layout (see
+    # stylepass.training.bench_baselines).
+    gbuffer_encoder_layers: int = 1  # 3x3 convs per scale in the G-buffer encoder (EPE: 4)
+    material_stream_layers: int = 1  # per material: a 1x1 conv, then 3x3 convs (EPE: 3 in all)
+    modulation_per_layer: bool = False  # a (gamma, beta) head per RAD layer, not per scale (EPE: true)
+    modulation_layers: int = 0  # residual 3x3 convs in each head before its projection (EPE: 3)
+    modulation_kernel: int = 3  # kernel of the projection to (gamma, beta), odd (EPE: 1)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range or lists of different lengths."""
@@ -65,7 +72,12 @@ class RADConfig:
                 "model.widths, model.blocks and model.gbuffer_widths need one entry per scale "
                 f"(same length); got {len(self.widths)}, {len(self.blocks)}, {len(self.gbuffer_widths)}"
             )
-        _check_positive(num_materials=self.num_materials)
+        _check_positive(num_materials=self.num_materials, gbuffer_encoder_layers=self.gbuffer_encoder_layers,
+                        material_stream_layers=self.material_stream_layers)
+        if self.modulation_layers < 0:
+            raise ConfigError(f"model.modulation_layers must be >= 0, got {self.modulation_layers}")
+        if self.modulation_kernel < 1 or self.modulation_kernel % 2 == 0:
+            raise ConfigError(f"model.modulation_kernel must be odd and >= 1, got {self.modulation_kernel}")
         for name in ("widths", "blocks", "gbuffer_widths"):
             if any(v < (0 if name == "blocks" else 1) for v in getattr(self, name)):
                 raise ConfigError(f"model.{name} = {list(getattr(self, name))}: values out of range")
@@ -117,6 +129,11 @@ def build_generator(config: ModelConfig) -> nn.Module:
         config.blocks,
         config.gbuffer_widths,
         config.num_materials,
+        config.gbuffer_encoder_layers,
+        config.material_stream_layers,
+        config.modulation_per_layer,
+        config.modulation_layers,
+        config.modulation_kernel,
     )
 
 
