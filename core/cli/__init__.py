@@ -11,6 +11,7 @@ from stylepass.training import bench_command
 
 from . import compose_command, dataset_command, export_command, keyframe_command, stylise_command
 from . import evaluate_command
+from . import train_style_command
 
 
 def _version() -> str:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_command.register(commands)
     dataset_command.register(commands)
     keyframe_command.register(commands)
+    train_style_command.register(commands)
     stylise_command.register(commands)
     compose_command.register(commands)
     evaluate_command.register(commands)
