@@ -304,12 +304,14 @@ def package(args: argparse.Namespace) -> int:
 # --- train-preset: rebuild a shipped preset from scratch ----------------------------------------
 # python build.py train-preset NAME: dataset (stylepass dataset) -> training (stylepass train,
 # resumable) -> export (stylepass export-model, renamed atomically onto presets/NAME/model/) ->
+# held-out real assets (presets/NAME/real_assets.toml: the shared glTF assets, never trained on,
+# scored by stylepass evaluate; presets/NAME/real_assets.json + real_assets.png) ->
 # presets/NAME/CARD.md and presets/NAME/thumbnail.png. Work files: .build/presets/NAME/ (for
 # another --presets-dir: DIR/.build/NAME/). Re-running the same command resumes every stage;
 # other --pairs/--resolution/--steps/--device start the work folder afresh.
 
 PRESETS_DIR = ROOT / "presets"
-PRESET_STAGES = ("dataset", "training", "export", "card", "thumbnail")
+PRESET_STAGES = ("dataset", "training", "export", "real assets", "card", "thumbnail")
 # Defaults per device: CPU gives a small but working model in minutes on 2 cores; CUDA a larger run.
 PRESET_RUN_DEFAULTS = {
     "cpu": {"pairs": 48, "resolution": "128x128", "steps": None, "crop": 128, "batch": None},
@@ -448,6 +450,30 @@ def _parse_resolution(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _real_assets_section(real: dict | None) -> str:
+    """The card's figures on held-out real assets (the means of `stylepass evaluate`'s report)."""
+    if real is None:
+        return ""
+    names = {"model": "this model", "input": "untouched input", "denoise": "Blender's Denoise node on the input"}
+    rows = "\n".join(f"| {names.get(method, method)} | {means['psnr']:.2f} | {means['ssim']:.4f} |"
+                     for method, means in real["means"].items())
+    verdict = ("The model beats the untouched input on both." if real["beats_input"] else
+               "**The model does not beat the untouched input on both figures here: treat it as unfinished.**")
+    return f"""
+## Quality on held-out real assets ({real['count']} scenes, {real['resolution']})
+
+The shared glTF assets ({', '.join(real['assets'])}), never used in training, in procedural rooms
+(`real_assets.toml`), rendered and scored like the validation split by
+`stylepass evaluate` ([report](real_assets.json)). {verdict}
+
+| | PSNR (dB) | SSIM |
+|---|---|---|
+{rows}
+
+`real_assets.png`: {' | '.join(real['columns'])} of the first scenes.
+"""
+
+
 def _preset_card(name: str, info: dict) -> str:
     m, b, s = info["metrics"], info["baseline"], info["speed"]
     passes = ", ".join(["beauty (Combined)", *info["passes"], "material ids", "valid mask (alpha)"])
@@ -489,9 +515,9 @@ Model: `model/model.safetensors` + `model/config.json` ({info['model_family']}, 
 
 Model figures: `val/psnr` and `val/ssim` of the run's final validation (step {m['step']}); input
 figures: the same metric functions (`stylepass.training.metrics`) on the same pairs, with the
-input's tone-mapped beauty in place of the output. Procedural validation scenes, not the shared
-real assets.
-
+input's tone-mapped beauty in place of the output. Procedural validation scenes; the real assets
+follow.
+{_real_assets_section(info.get("real_assets"))}
 ## Speed
 
 {s['ms']:.0f} ms per 512x512 frame on the {device_words} ({s['device']}, {s['threads']} threads;
@@ -499,6 +525,37 @@ median of 5 after a warm-up, whole frame, no tiling).
 
 `thumbnail.png`: input | output | target of the first validation pair.
 """
+
+
+def _evaluate_real_assets(stylepass: Path, preset: Path, work: Path, model_dir: Path,
+                          args: argparse.Namespace) -> dict | None:
+    """Render presets/NAME/real_assets.toml (resumable) and score the model on it with `stylepass
+    evaluate`; writes presets/NAME/real_assets.json (the report) and real_assets.png (its sheet).
+    Returns the card's summary, or None when the preset has no real_assets.toml."""
+    recipe = preset / "real_assets.toml"
+    if not recipe.is_file():
+        say(f"[real assets] {recipe} not found: no figures on real assets in the card")
+        return None
+    data, evaluation = work / "real_assets", work / "real_assets_eval"
+    say(f"[real assets] held-out real assets from {recipe} into {data}")
+    _stage("real assets", [stylepass, "dataset", recipe, "--out", data, "--blender", args.blender])
+    _stage("real assets", [stylepass, "evaluate", model_dir, "--data", data, "--out", evaluation,
+                           "--device", args.device, "--blender", args.blender, "--sheet-rows", "3"])
+    report = json.loads((evaluation / "report.json").read_text())
+    for name, source in (("real_assets.json", evaluation / "report.json"), ("real_assets.png", evaluation / report["sheet"])):
+        shutil.copyfile(source, preset / f".{name}.partial")
+        os.replace(preset / f".{name}.partial", preset / name)
+    means = report["means"]
+    recipe_record = report["dataset"]["identity"]["recipe"]
+    width, height = recipe_record["dataset"]["resolution"]
+    real = {"means": means, "count": report["count"], "resolution": f"{width}x{height}",
+            "assets": sorted({Path(a).stem for a in recipe_record["scenes"]["assets"]}),
+            "columns": ["input", "output", "target"] + (["denoise"] if "denoise" in means else []),
+            "beats_input": all(means["model"][k] > means["input"][k] for k in ("psnr", "ssim"))}
+    summary = ", ".join(f"{method} {v['psnr']:.2f} dB / {v['ssim']:.4f}" for method, v in means.items())
+    say(f"[real assets] {summary}" + ("" if real["beats_input"] else
+                                      " - WARNING: the model does not beat the untouched input"))
+    return real
 
 
 def train_preset(args: argparse.Namespace) -> int:
@@ -597,7 +654,10 @@ def train_preset(args: argparse.Namespace) -> int:
         model_config = json.loads((model_dir / "config.json").read_text())["model"]
         say(f"[export] {model_dir} ({weights_mb:.1f} MB)")
 
-        # 4. card: baseline on the same validation pairs, speed on this device
+        # 4. held-out real assets: dataset from real_assets.toml, then stylepass evaluate
+        real_assets = _evaluate_real_assets(stylepass, preset, work, model_dir, args)
+
+        # 5. card: baseline on the same validation pairs, speed on this device
         say("[card] untouched-input baseline on the validation pairs; speed at 512x512")
         val_max = int(train_section.get("val_max_size", 512))
         baseline = _helper("card", "baseline", dataset, val_max)
@@ -610,7 +670,8 @@ def train_preset(args: argparse.Namespace) -> int:
                 "weights_mb": weights_mb, "pairs": len(rows), "train_pairs": len(rows) - len(val_rows),
                 "val_pairs": len(val_rows), "resolution": f"{width}x{height}", "steps": steps,
                 "batch": train_section.get("batch_size", 4), "crop": crop, "dataset_s": dataset_s,
-                "dataset_resumed": dataset_resumed, "train_s": train_s, "export_s": export_s}
+                "dataset_resumed": dataset_resumed, "train_s": train_s, "export_s": export_s,
+                "real_assets": real_assets}
         card = preset / "CARD.md"
         card.with_name("CARD.md.partial").write_text(_preset_card(args.name, info))
         os.replace(card.with_name("CARD.md.partial"), card)
@@ -618,7 +679,7 @@ def train_preset(args: argparse.Namespace) -> int:
         say(f"[card] {card}: PSNR {metrics['psnr']:.2f} dB / SSIM {metrics['ssim']:.4f} "
             f"(input {baseline['psnr']:.2f} / {baseline['ssim']:.4f}), {speed['ms']:.0f} ms per 512x512 frame")
 
-        # 5. thumbnail: input | output | target of the first validation pair
+        # 6. thumbnail: input | output | target of the first validation pair
         frame = dataset / val_rows[0]["input"]
         stylised = work / "thumbnail"
         shutil.rmtree(stylised, ignore_errors=True)
