@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import bpy
 
-from . import compositor_nodes, passes
+from . import compositor_nodes, gbuffer_export, passes
+from .headless_protocol import JobError
+from .keyframes import list_keyframes
+from .train_style_operators import PREVIEW_IMAGE
 
 
 def draw_stylepass_panel(layout: bpy.types.UILayout, scene: bpy.types.Scene,
-                         view_layer: bpy.types.ViewLayer, job: bpy.types.PropertyGroup) -> None:
-    """Draw the panel's contents; separate from the Panel class so tests can call it."""
+                         view_layer: bpy.types.ViewLayer, job: bpy.types.PropertyGroup,
+                         train: bpy.types.PropertyGroup | None = None) -> None:
+    """Draw the panel's contents; separate from the Panel class so tests can call it.
+
+    job, train: the stylise and Train style job states (train defaults to the window manager's).
+    """
     try:
         statuses = passes.pass_status(scene, view_layer)
     except passes.UnsupportedEngineError as exc:
@@ -33,7 +40,38 @@ def draw_stylepass_panel(layout: bpy.types.UILayout, scene: bpy.types.Scene,
     export_row.enabled = scene.camera is not None
     export_row.operator("stylepass.export_gbuffers", icon="RENDER_STILL")
     layout.operator("stylepass.add_painted_keyframe", icon="BRUSH_DATA")
+    draw_train_style_section(layout, scene, train or bpy.context.window_manager.stylepass_train)
     draw_stylise_section(layout.box(), scene, job)
+
+
+def draw_train_style_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
+                             train: bpy.types.PropertyGroup) -> None:
+    """Train style: shown while a training job runs or ended, or when the export folder has paintings."""
+    try:
+        painted = len(list_keyframes(gbuffer_export.output_dir_from_setting(scene.stylepass.output_dir)))
+    except JobError:  # a // folder of an unsaved file: nothing exported there yet
+        painted = 0
+    if not painted and train.state == "IDLE":
+        return
+    box = layout.box()
+    box.label(text=f"Custom style ({painted} painted keyframe{'s' if painted != 1 else ''})", icon="BRUSH_DATA")
+    if train.state == "RUNNING":
+        box.progress(factor=train.progress, text=train.message)
+        box.operator("stylepass.cancel_train_style", icon="CANCEL")
+    else:
+        box.prop(scene.stylepass, "style_name")
+        row = box.row(align=True)
+        row.enabled = painted > 0
+        row.operator("stylepass.train_style", icon="SHADERFX")
+        if train.state == "FAILED":
+            for line in train.message.splitlines()[:6] or [""]:
+                box.label(text=line, icon="ERROR")
+        elif train.state in ("DONE", "CANCELLED"):
+            box.label(text=train.message, icon="CHECKMARK" if train.state == "DONE" else "INFO")
+    preview = bpy.data.images.get(PREVIEW_IMAGE)
+    if preview is not None and preview.preview is not None and preview.preview.icon_id:  # no icons in background mode
+        box.template_icon(icon_value=preview.preview.icon_id, scale=8.0)
+        box.label(text=f"Preview: the image '{PREVIEW_IMAGE}' (input | output | painting)")
 
 
 def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
@@ -74,7 +112,9 @@ class STYLEPASS_PT_render_panel(bpy.types.Panel):
     bl_context = "render"
 
     def draw(self, context: bpy.types.Context) -> None:
-        draw_stylepass_panel(self.layout, context.scene, context.view_layer, context.window_manager.stylepass_job)
+        window_manager = context.window_manager
+        draw_stylepass_panel(self.layout, context.scene, context.view_layer, window_manager.stylepass_job,
+                             window_manager.stylepass_train)
 
 
 CLASSES = (STYLEPASS_PT_render_panel,)

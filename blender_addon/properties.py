@@ -22,6 +22,11 @@ class StylepassSceneSettings(bpy.types.PropertyGroup):
         default="",
         subtype="NONE",
     )
+    style_name: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Style name",
+        description="Train style writes the custom style to <export folder>/styles/<name>/",
+        default="custom_style",
+    )
     stylise_on_render: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Stylise on render",
         description="Stylise every frame as it is rendered (F12, or Render Animation); the compositor then "
@@ -38,7 +43,8 @@ class StylepassSceneSettings(bpy.types.PropertyGroup):
 
 
 class StylepassJobStatus(bpy.types.PropertyGroup):
-    """Transient state of the stylise job, for the panel: ``window_manager.stylepass_job``."""
+    """Transient state of a job, for the panel: ``window_manager.stylepass_job`` (stylise) and
+    ``window_manager.stylepass_train`` (Train style)."""
 
     state: bpy.props.EnumProperty(  # type: ignore[valid-type]
         items=[("IDLE", "Idle", ""), ("RUNNING", "Running", ""), ("DONE", "Done", ""),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, properties, stylise_job, stylise_on_render, stylise_operators
+from . import (operators, panel, properties, stylise_job, stylise_on_render, stylise_operators, train_style_job,
+               train_style_operators)
 
 _CLASSES = (properties.StylepassSceneSettings, properties.StylepassJobStatus, properties.StylepassPreferences,
-            *operators.CLASSES, *stylise_operators.CLASSES, *panel.CLASSES)
+            *operators.CLASSES, *stylise_operators.CLASSES, *train_style_operators.CLASSES, *panel.CLASSES)
 
 
 def register() -> None:
@@ -15,12 +16,15 @@ def register() -> None:
         bpy.utils.register_class(cls)
     bpy.types.Scene.stylepass = bpy.props.PointerProperty(type=properties.StylepassSceneSettings)
     bpy.types.WindowManager.stylepass_job = bpy.props.PointerProperty(type=properties.StylepassJobStatus)
+    bpy.types.WindowManager.stylepass_train = bpy.props.PointerProperty(type=properties.StylepassJobStatus)
     stylise_on_render.register()
 
 
 def unregister() -> None:
     stylise_on_render.unregister()
     stylise_job.stop_workers()
+    train_style_job.stop_all()
+    del bpy.types.WindowManager.stylepass_train
     del bpy.types.WindowManager.stylepass_job
     del bpy.types.Scene.stylepass
     for cls in reversed(_CLASSES):

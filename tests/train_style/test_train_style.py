@@ -9,10 +9,8 @@ there better than the untouched render does.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
+from stylepass.blender_addon.headless_protocol import JobCancelled
+from stylepass.blender_addon.train_style_job import StyleFolders, TrainStyleJob, train_style_argv
 from stylepass.core.cli import main
 from stylepass.core.gbuffer import read_gbuffer
 from stylepass.core.stylise import load_styliser
@@ -30,7 +30,6 @@ from stylepass.training.train_style import StyleSettings, TrainStyleError, train
 from .conftest import FRAMES, PAINTED, SIZE, TINY_SETTINGS, digest
 from .synthetic import display, paint, to_srgb, write_scene_export
 
-STYLEPASS = Path(sys.executable).parent / "stylepass"
 TINY_CLI = ["--patch", "16", "--width", "4", "--batch", "2", "--device", "cpu"]
 
 
@@ -143,24 +142,28 @@ def test_a_painting_of_another_size_is_refused(painted_export, tmp_path, capsys)
     assert code == 2 and "paint over an image of the render's size" in err, err
 
 
-def test_ctrl_c_stops_with_a_checkpoint_and_resume_finishes(painted_export, tmp_path):
-    model = tmp_path / "style"
-    argv = [str(STYLEPASS), "train-style", str(painted_export), "--out", str(model), *TINY_CLI, "--events"]
-    process = subprocess.Popen([*argv, "--steps", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("@@stylepass ") and json.loads(line[12:]).get("done", 0) >= 1:
-            process.send_signal(signal.SIGINT)
-            break
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
-    checkpoint = latest_checkpoint(model.with_name("style.run"))
-    assert checkpoint is not None and "--resume" in err
-    done_at = json.loads((checkpoint / "state.json").read_text())["step"]
-    finished = subprocess.run([*argv, "--resume", "--steps", str(done_at + 2)], capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert finished.returncode == 0, finished.stderr
-    events = [json.loads(line[12:]) for line in finished.stdout.splitlines() if line.startswith("@@stylepass ")]
-    assert events[-1]["event"] == "done" and events[-1]["model"] == str(model)
-    assert json.loads((model / "style.json").read_text())["steps"] == done_at + 2
+def test_a_cancelled_job_keeps_a_checkpoint_and_the_next_one_resumes(painted_export):
+    """The add-on's job (Blender-free) runs the CLI in the core's Python; cancelling sends Ctrl-C."""
+    folders = StyleFolders.of(painted_export, "spheres")
+
+    def job(steps: int, resume: bool) -> TrainStyleJob:
+        argv = train_style_argv(Path(sys.executable), painted_export, folders, "cpu", resume=resume, restart=False,
+                                steps=steps, patch=16)
+        return TrainStyleJob(argv + ["--width", "4", "--batch", "2"], painted_export, env={"OMP_NUM_THREADS": "1"})
+
+    first = job(100000, resume=False)
+    with pytest.raises(JobCancelled):
+        for progress in first.steps():
+            if progress.done >= 1:
+                first.cancel()
+            time.sleep(0.05)
+    assert folders.has_checkpoint and not folders.model.exists()
+    done_at = json.loads((latest_checkpoint(folders.work) / "state.json").read_text())["step"]
+    second = job(done_at + 2, resume=True)
+    messages = []
+    for progress in second.steps():
+        messages.append(progress.message)
+        time.sleep(0.05)
+    assert second.result is not None and second.result["model"] == str(folders.model), messages
+    assert json.loads((folders.model / "style.json").read_text())["steps"] == done_at + 2
+    assert folders.preview.is_file()
