@@ -2,7 +2,7 @@
 
 Only the standard library at import time (``stylepass --help`` must not wait for torch). Exit
 codes as for every ``stylepass`` command: 0 done, 2 bad input (unknown device, CUDA asked for but
-missing, --out not writable), 130 cancelled.
+missing, --out a folder or in a missing folder), 3 --out cannot be written, 130 cancelled.
 """
 
 from __future__ import annotations
@@ -32,15 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_bench_command)
 
 
-def output_problem(out: Path) -> str | None:
-    """Why `out` cannot be written (checked before anything is measured), or None."""
+def output_problem(out: Path) -> tuple[str, ExitCode] | None:
+    """Why `out` cannot be written and the exit code for it (checked before anything is measured),
+    or None."""
     if out.is_dir():
-        return f"--out {out} is a folder; give a file name, e.g. {out / 'bench.json'}"
+        return f"--out {out} is a folder; give a file name, e.g. {out / 'bench.json'}", ExitCode.BAD_INPUT
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        return f"--out {out}: the folder {parent} does not exist; create it or choose another"
+        return f"--out {out}: the folder {parent} does not exist; create it or choose another", ExitCode.BAD_INPUT
     if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        return f"--out {out} cannot be written (permission denied); choose another place"
+        return f"--out {out} cannot be written (permission denied); choose another place", ExitCode.OUTPUT_UNWRITABLE
     return None
 
 
@@ -48,7 +49,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     """Check the options, run the benchmark, write the report; returns the exit code."""
     problem = output_problem(args.out)
     if problem is not None:
-        return _fail(problem)
+        return _fail(*problem)
     if args.device != "auto" and args.device != "cpu" and not args.device.startswith("cuda"):
         return _fail(f"unknown device {args.device!r}; use cuda, cuda:N or cpu")
     import torch
@@ -73,13 +74,13 @@ def run_bench_command(args: argparse.Namespace) -> int:
     try:
         write_json_atomic(args.out, report)
     except OSError as error:
-        return _fail(f"cannot write {args.out}: {error}")
+        return _fail(f"cannot write {args.out}: {error}", ExitCode.OUTPUT_UNWRITABLE)
     for line in target_lines(report):
         console.print(line, markup=False)
     console.print(f"report written to {args.out}", markup=False)
     return ExitCode.OK
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return ExitCode.BAD_INPUT
+    return code

@@ -14,6 +14,7 @@ import torch
 from stylepass.core.cli import main
 from stylepass.core.models.config import RADConfig, build_generator, model_config_from_dict
 from stylepass.core.stylise import presets_dir
+from stylepass.training import bench_command
 from stylepass.training.bench import EPE_BASELINE, TARGETS, TRAIN_BASELINE, UNET_BASELINE, evaluate_targets
 from stylepass.training.bench_baselines import EPE_PUBLISHED_PARAMETERS, UNET_256_PARAMETERS, ReferenceUNet
 
@@ -165,3 +166,12 @@ def test_cuda_asked_for_without_cuda_is_refused(tmp_path: Path, capsys: pytest.C
         pytest.skip("checks the message shown without CUDA")
     assert main(["bench", "--device", "cuda", "--out", str(tmp_path / "b.json")]) == 2
     assert "use --device cpu" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # A folder without write permission (faked: root may write anywhere).
+    monkeypatch.setattr(bench_command.os, "access", lambda path, mode: False)
+    assert main(["bench", "--quick", "--device", "cpu", "--out", str(tmp_path / "b.json")]) == 3
+    assert "cannot be written" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()
