@@ -457,6 +457,9 @@ def _real_assets_section(real: dict | None) -> str:
     names = {"model": "this model", "input": "untouched input", "denoise": "Blender's Denoise node on the input"}
     rows = "\n".join(f"| {names.get(method, method)} | {means['psnr']:.2f} | {means['ssim']:.4f} |"
                      for method, means in real["means"].items())
+    denoise_note = ("\nThe inputs are rendered with Cycles' own denoiser on (Blender's default), so the Denoise node "
+                    "changes little:\nwhat the model adds is the missing indirect light, not less noise.\n"
+                    if "denoise" in real["means"] else "")
     verdict = ("The model beats the untouched input on both." if real["beats_input"] else
                "**The model does not beat the untouched input on both figures here: treat it as unfinished.**")
     return f"""
@@ -469,7 +472,7 @@ The shared glTF assets ({', '.join(real['assets'])}), never used in training, in
 | | PSNR (dB) | SSIM |
 |---|---|---|
 {rows}
-
+{denoise_note}
 `real_assets.png`: {' | '.join(real['columns'])} of the first scenes.
 """
 
