@@ -80,7 +80,7 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
         name="Steps", description="Training steps (0: the default, about a quarter of an hour on a CPU)",
         default=0, min=0)
     patch: bpy.props.IntProperty(  # type: ignore[valid-type]
-        name="Patch size", description="Training patch size in pixels (0: the default, 128)", default=0, min=0)
+        name="Patch size", description="Training patch size in pixels (0: the default, 96)", default=0, min=0)
     minutes: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Time budget", description="Stop after this many minutes and use the style so far (0: no budget)",
         default=0.0, min=0.0)

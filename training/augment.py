@@ -42,7 +42,7 @@ _BILINEAR_PASSES = {"albedo"}
 class AugmentSettings:
     """What the random transforms may do."""
 
-    patch: int = 128  # output patches are patch x patch pixels
+    patch: int = 96  # output patches are patch x patch pixels
     scale_min: float = 0.75  # source pixels per patch pixel, drawn log-uniformly in [min, max]
     scale_max: float = 1.33
     max_rotation_degrees: float = 10.0  # small rotation, uniform in [-max, max]
@@ -146,63 +146,83 @@ def gbuffer_layout(passes: Sequence[str]) -> tuple[list[int], list[tuple[int, in
     return bilinear, vectors
 
 
-def apply_transform(
-    item: dict[str, torch.Tensor], transform: PatchTransform, patch: int, passes: Sequence[str]
-) -> dict[str, torch.Tensor]:
-    """Cut the patch `transform` describes out of a full-frame item (see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class SampledFrame:
+    """A full-frame item's tensors grouped by how they are resampled; built once per frame (on the
+    training device) and cut into patches at every step."""
 
-    Returns the same keys with spatial size (patch, patch). Nearest samples of unit normals
-    turned by an orthogonal matrix stay unit length; pixel-sized vectors (motion) are divided by
-    the scale.
-    """
-    height, width = item["image"].shape[-2:]
-    px, py = _source_points(transform, patch)
+    colours: torch.Tensor  # (C_c, H, W) float: image, target (if any), the bilinear G-buffer channels
+    geometry: torch.Tensor  # (C_g, H, W) float: the other G-buffer channels, then material ids
+    colour_keys: tuple[str, ...]  # "image" and maybe "target", in `colours` order
+    bilinear: tuple[int, ...]  # G-buffer channels in `colours`, after the images
+    nearest: tuple[int, ...]  # G-buffer channels in `geometry`, before the ids
+    vectors: tuple[tuple[int, int, bool], ...]  # see gbuffer_layout
+    id_dtype: torch.dtype
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.colours.shape[-2], self.colours.shape[-1]
+
+
+def prepare_frame(item: dict[str, torch.Tensor], passes: Sequence[str], device: torch.device | str = "cpu") -> SampledFrame:
+    """Group a full-frame item's tensors for :func:`cut_patch`, on `device`."""
     gbuffers = item["gbuffers"]
-    bilinear_gb, vectors = gbuffer_layout(passes)
-    nearest_gb = [c for c in range(gbuffers.shape[0]) if c not in bilinear_gb]
-    colour_keys = [key for key in ("image", "target") if key in item]
-    colours = torch.cat([item[key] for key in colour_keys] + [gbuffers[bilinear_gb]])
-    geometry = torch.cat([gbuffers[nearest_gb], item["material_id"][None].to(torch.float32)])
+    bilinear, vectors = gbuffer_layout(passes)
+    nearest = [c for c in range(gbuffers.shape[0]) if c not in bilinear]
+    colour_keys = tuple(key for key in ("image", "target") if key in item)
+    colours = torch.cat([item[key] for key in colour_keys] + [gbuffers[bilinear]])
+    geometry = torch.cat([gbuffers[nearest], item["material_id"][None].to(torch.float32)])
+    return SampledFrame(colours.to(device), geometry.to(device), colour_keys, tuple(bilinear), tuple(nearest),
+                        tuple(vectors), item["material_id"].dtype)
+
+
+def cut_patch(frame: SampledFrame, transform: PatchTransform, patch: int) -> dict[str, torch.Tensor]:
+    """Cut the patch `transform` describes out of a frame (see the module docstring).
+
+    Returns the item keys (``image``, ``target`` if the frame has one, ``gbuffers``,
+    ``material_id``) with spatial size (patch, patch), on the frame's device. Nearest samples of
+    unit normals turned by an orthogonal matrix stay unit length; pixel-sized vectors (motion)
+    are divided by the scale.
+    """
+    height, width = frame.size
+    device = frame.colours.device
+    px, py = _source_points(transform, patch)
     indices = _pixel_indices(px, py) if transform.scale == 1.0 else None
     if indices is not None:  # a crop, maybe turned or mirrored: copy the pixels
-        colours, geometry = colours[:, indices[0], indices[1]], geometry[:, indices[0], indices[1]]
+        rows, columns = indices[0].to(device), indices[1].to(device)
+        colours, geometry = frame.colours[:, rows, columns], frame.geometry[:, rows, columns]
     else:
-        grid = torch.stack([2 * px / width - 1, 2 * py / height - 1], dim=-1)[None].to(colours.dtype)
-        colours = F.grid_sample(colours[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
-        geometry = F.grid_sample(geometry[None], grid, mode="nearest", padding_mode="border", align_corners=False)[0]
+        grid = torch.stack([2 * px / width - 1, 2 * py / height - 1], dim=-1)[None].to(device, frame.colours.dtype)
+        colours = F.grid_sample(frame.colours[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+        geometry = F.grid_sample(frame.geometry[None], grid, mode="nearest", padding_mode="border", align_corners=False)[0]
 
     out: dict[str, torch.Tensor] = {}
-    for index, key in enumerate(colour_keys):
+    for index, key in enumerate(frame.colour_keys):
         out[key] = colours[3 * index : 3 * index + 3]
-    new_gbuffers = torch.empty((gbuffers.shape[0], patch, patch), dtype=gbuffers.dtype)
-    new_gbuffers[bilinear_gb] = colours[3 * len(colour_keys) :]
-    new_gbuffers[nearest_gb] = geometry[:-1]
-    out["material_id"] = geometry[-1].round().to(item["material_id"].dtype)
+    gbuffers = torch.empty((len(frame.bilinear) + len(frame.nearest), patch, patch), dtype=colours.dtype, device=device)
+    gbuffers[list(frame.bilinear)] = colours[3 * len(frame.colour_keys) :]
+    gbuffers[list(frame.nearest)] = geometry[:-1]
+    out["material_id"] = geometry[-1].round().to(frame.id_dtype)
 
     # Content moves by matrix^-1 = matrix^T (image coordinates, y down); vectors have y up: D M^T D.
     m = transform.matrix
-    turn = torch.tensor([[m[0], -m[2]], [-m[1], m[3]]], dtype=new_gbuffers.dtype)
-    for x, y, in_pixels in vectors:
-        xy = torch.einsum("ij,jhw->ihw", turn, new_gbuffers[[x, y]])
-        new_gbuffers[[x, y]] = xy / transform.scale if in_pixels else xy
-    out["gbuffers"] = new_gbuffers
+    turn = torch.tensor([[m[0], -m[2]], [-m[1], m[3]]], dtype=gbuffers.dtype, device=device)
+    for x, y, in_pixels in frame.vectors:
+        xy = torch.einsum("ij,jhw->ihw", turn, gbuffers[[x, y]])
+        gbuffers[[x, y]] = xy / transform.scale if in_pixels else xy
+    out["gbuffers"] = gbuffers
     return out
 
 
 def augmented_batch(
-    items: Sequence[dict[str, torch.Tensor]],
-    settings: AugmentSettings,
-    passes: Sequence[str],
-    batch_size: int,
-    generator: torch.Generator,
+    frames: Sequence[SampledFrame], settings: AugmentSettings, batch_size: int, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """A batch of `batch_size` augmented patches drawn from `items` (full frames), stacked with a
-    batch dim; a pure function of the items and `generator`."""
-    picks = torch.randint(len(items), (batch_size,), generator=generator).tolist()
+    """A batch of `batch_size` augmented patches drawn from `frames`, stacked with a batch dim, on
+    the frames' device; a pure function of the frames and `generator` (a CPU generator)."""
+    picks = torch.randint(len(frames), (batch_size,), generator=generator).tolist()
     patches = []
     for index in picks:
-        item = items[index]
-        height, width = item["image"].shape[-2:]
-        transform = draw_transform(settings, height, width, generator)
-        patches.append(apply_transform(item, transform, settings.patch, passes))
+        transform = draw_transform(settings, *frames[index].size, generator)
+        patches.append(cut_patch(frames[index], transform, settings.patch))
     return {key: torch.stack([p[key] for p in patches]) for key in patches[0]}

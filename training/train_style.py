@@ -56,7 +56,7 @@ from stylepass.core.models.inputs import frame_to_tensors, inverse_tonemap, miss
 from stylepass.core.models.serialization import MODEL_CONFIG, save_model, write_json_atomic
 from stylepass.core.preview_images import linear_to_srgb8, tile_grid
 
-from .augment import AugmentSettings, augmented_batch
+from .augment import AugmentSettings, augmented_batch, prepare_frame
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .image_io import read_linear_exr, read_srgb_png
 from .sampling import step_generator
@@ -78,13 +78,13 @@ class TrainStyleError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class StyleSettings:
-    """How a style is trained. The defaults give a usable style in about a quarter of an hour on
-    a 2-core CPU at 512x512 (about 0.35 s a step there) and in well under 2 minutes on a GPU."""
+    """How a style is trained. The defaults aim at a usable style within 20 minutes on a 2-core
+    CPU at 512x512 and well under 2 minutes on a GPU (measurements: docs/train-style.md)."""
 
     steps: int = 2000
     batch_size: int = 4
     lr: float = 1e-3  # Adam; constant for the first half, then falling linearly to 5 % of it
-    base_width: int = 24  # U-Net channels at full resolution
+    base_width: int = 16  # U-Net channels at full resolution
     depth: int = 4  # U-Net downsamplings (receptive field of about 2^depth * 6 pixels)
     seed: int = 0
     checkpoint_every: int = 250
@@ -398,6 +398,7 @@ def train_style(
     if other is not None:
         rows.append((f"frame {other} (unpainted)", _read_frame_tensors(export_dir, other)))
     write_preview(preview, generator, rows, device)
+    frames = [prepare_frame(item, STYLE_PASSES, device) for item in items]
 
     started = time.perf_counter()
     deadline = started + minutes * 60 if minutes is not None else math.inf
@@ -408,9 +409,7 @@ def train_style(
     generator.train()
     while step < settings.steps:
         step += 1
-        batch = augmented_batch(items, settings.augment, STYLE_PASSES, settings.batch_size,
-                                step_generator(settings.seed, step))
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        batch = augmented_batch(frames, settings.augment, settings.batch_size, step_generator(settings.seed, step))
         for group in optimizer.param_groups:
             group["lr"] = settings.lr_at(step)
         with autocast_for(device):

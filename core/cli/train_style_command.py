@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from pathlib import Path
 from types import FrameType
@@ -61,11 +62,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--preview", metavar="FILE.png", type=Path,
                         help="preview sheet, rewritten atomically while training (default: WORK/preview.png)")
     parser.add_argument("--preview-every", metavar="K", type=int, help="steps between previews (100)")
-    parser.add_argument("--patch", metavar="PX", type=int, help="training patch size in pixels (128)")
+    parser.add_argument("--patch", metavar="PX", type=int, help="training patch size in pixels (96)")
     parser.add_argument("--batch", metavar="N", type=int, help="patches per step (4)")
-    parser.add_argument("--width", metavar="C", type=int, help="U-Net channels at full resolution (24)")
+    parser.add_argument("--width", metavar="C", type=int, help="U-Net channels at full resolution (16)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (0.001)")
     parser.add_argument("--seed", type=int, help="initial weights and patch sequence (0)")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads (default: half the cores, at least 1: more threads than free cores "
+                             "make each step many times slower)")
     parser.add_argument("--no-rotate", action="store_true",
                         help="no quarter turns or small rotations (for strokes with a fixed direction on screen)")
     parser.add_argument("--no-flip", action="store_true", help="no mirrored patches")
@@ -102,6 +106,11 @@ def run_train_style(args: argparse.Namespace) -> int:
     from ...training.trainer import NonFiniteLossError
 
     settings = settings_from_args(args)
+    threads = args.threads if args.threads is not None else max(1, (os.cpu_count() or 2) // 2)
+    if threads < 1:
+        print_error(console, f"--threads must be >= 1, got {threads}")
+        return ExitCode.BAD_INPUT
+    torch.set_num_threads(threads)
     requested = args.device
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from stylepass.training.augment import AugmentSettings, PatchTransform, apply_transform, augmented_batch, draw_transform
+from stylepass.training.augment import AugmentSettings, PatchTransform, augmented_batch, cut_patch, draw_transform, prepare_frame
 
 PASSES = ("albedo", "normal", "depth")
 H, W = 40, 48
@@ -31,7 +31,7 @@ def height_field_item() -> dict[str, torch.Tensor]:
 def test_mirroring_left_right_flips_every_pass_and_negates_the_normals_x():
     item = height_field_item()
     mirror = PatchTransform(centre=(20.0, 20.0), scale=1.0, matrix=(-1.0, 0.0, 0.0, 1.0))  # of the 40x40 crop
-    out = apply_transform({k: v[..., :, 4:44] for k, v in item.items()}, mirror, 40, PASSES)
+    out = cut_patch(prepare_frame({k: v[..., :, 4:44] for k, v in item.items()}, PASSES), mirror, 40)
     crop = {k: v[..., :, 4:44] for k, v in item.items()}
     assert torch.equal(out["image"], crop["image"].flip(-1))
     assert torch.equal(out["target"], crop["target"].flip(-1))
@@ -54,14 +54,14 @@ def _normal_directions_from_depth(gbuffers: torch.Tensor, reach: int = 3) -> tup
 
 @pytest.mark.parametrize("quarter_turns, flips, rotation", [(False, False, 0.0), (True, True, 0.0), (True, True, 10.0)])
 def test_turned_and_mirrored_normals_agree_with_the_turned_depth(quarter_turns, flips, rotation):
-    item = height_field_item()
+    item = prepare_frame(height_field_item(), PASSES)
     settings = AugmentSettings(patch=32, quarter_turns=quarter_turns, flips=flips, max_rotation_degrees=rotation,
                                exact_fraction=0.0 if rotation else 1.0)
     generator = torch.Generator().manual_seed(0)
     agreement = []
     for _ in range(24):
         transform = draw_transform(settings, H, W, generator)
-        out = apply_transform(item, transform, settings.patch, PASSES)
+        out = cut_patch(item, transform, settings.patch)
         stored, implied = _normal_directions_from_depth(out["gbuffers"])
         agreement.append(float((stored * implied).sum(0).mean()))
         assert torch.allclose(out["gbuffers"][3:6].norm(dim=0), torch.ones(32, 32), atol=1e-5), "normals stay unit"
@@ -74,7 +74,7 @@ def test_exact_patches_copy_source_pixels_and_the_others_stay_inside_the_frame()
     settings = AugmentSettings(patch=16, exact_fraction=1.0, quarter_turns=False, flips=False)
     generator = torch.Generator().manual_seed(3)
     for _ in range(10):
-        out = apply_transform(item, draw_transform(settings, H, W, generator), 16, PASSES)
+        out = cut_patch(prepare_frame(item, PASSES), draw_transform(settings, H, W, generator), 16)
         # an unturned, unscaled patch is a plain crop: find where it came from
         top = int(round(float(out["image"][1, 0, 0]) * H - 0.5))
         left = int(round(float(out["image"][0, 0, 0]) * W - 0.5))
@@ -90,10 +90,11 @@ def test_exact_patches_copy_source_pixels_and_the_others_stay_inside_the_frame()
 
 def test_a_batch_is_a_pure_function_of_the_generator_seed():
     items = [height_field_item(), {k: v.flip(-1) for k, v in height_field_item().items()}]
+    frames = [prepare_frame(item, PASSES) for item in items]
     settings = AugmentSettings(patch=24)
-    first = augmented_batch(items, settings, PASSES, 5, torch.Generator().manual_seed(7))
-    again = augmented_batch(items, settings, PASSES, 5, torch.Generator().manual_seed(7))
-    other = augmented_batch(items, settings, PASSES, 5, torch.Generator().manual_seed(8))
+    first = augmented_batch(frames, settings, 5, torch.Generator().manual_seed(7))
+    again = augmented_batch(frames, settings, 5, torch.Generator().manual_seed(7))
+    other = augmented_batch(frames, settings, 5, torch.Generator().manual_seed(8))
     assert first["gbuffers"].shape == (5, 8, 24, 24) and first["material_id"].shape == (5, 24, 24)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not torch.equal(first["image"], other["image"])

@@ -167,3 +167,12 @@ def test_a_cancelled_job_keeps_a_checkpoint_and_the_next_one_resumes(painted_exp
     assert second.result is not None and second.result["model"] == str(folders.model), messages
     assert json.loads((folders.model / "style.json").read_text())["steps"] == done_at + 2
     assert folders.preview.is_file()
+
+
+def test_a_time_budget_exports_the_style_so_far_and_resume_goes_on(painted_export, tmp_path):
+    model = tmp_path / "style"
+    budget = train_style(painted_export, model, TINY_SETTINGS, torch.device("cpu"), minutes=1e-9)
+    assert budget.out_of_time and not budget.interrupted and budget.step == 1
+    assert json.loads((model / "style.json").read_text())["stopped_by_time_budget"] is True
+    finished = train_style(painted_export, model, TINY_SETTINGS, torch.device("cpu"), resume=True)
+    assert finished.step == TINY_SETTINGS.steps and not finished.out_of_time
