@@ -118,12 +118,13 @@ class StyleSettings:
 
 @dataclasses.dataclass(frozen=True)
 class StepReport:
-    """Progress after a step (or at the start, step = the first step's predecessor)."""
+    """Progress after every step (and once at the start, with the step the run starts from)."""
 
     step: int
     steps: int
-    loss: float | None  # mean loss since the last report, None before the first step
+    loss: float | None  # mean loss of the last logging interval, None before the first one ends
     elapsed: float  # seconds of training in this call
+    logged: bool = False  # `loss` was just computed (every log_every steps and at the end)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -426,11 +427,12 @@ def train_style(
         running, count = running + float(loss.detach()), count + 1
         stop = should_stop is not None and should_stop()
         out_of_time = time.perf_counter() > deadline and step < settings.steps
-        if step % settings.log_every == 0 or step == settings.steps or stop or out_of_time:
+        logged = step % settings.log_every == 0 or step == settings.steps or stop or out_of_time
+        if logged:
             last_loss, running, count = running / count, 0.0, 0
             append_jsonl(work_dir / METRICS_FILE, {"step": step, "loss": last_loss, "lr": settings.lr_at(step)})
-            if on_progress:
-                on_progress(StepReport(step, settings.steps, last_loss, time.perf_counter() - started))
+        if on_progress:
+            on_progress(StepReport(step, settings.steps, last_loss, time.perf_counter() - started, logged))
         if stop or out_of_time:
             interrupted = stop
             break

@@ -140,7 +140,7 @@ def run_train_style(args: argparse.Namespace) -> int:
         if args.events:
             print(encode_event("progress", done=report.step, total=report.steps, label=label, status="training"),
                   flush=True)
-        elif not console.is_terminal and report.loss is not None:
+        elif not console.is_terminal and report.logged:
             console.print(f"step {report.step}/{report.steps} {label} ({report.elapsed:.0f} s)", markup=False)
 
     try:
