@@ -455,8 +455,8 @@ def _real_assets_section(real: dict | None) -> str:
     if real is None:
         return ""
     names = {"model": "this model", "input": "untouched input", "denoise": "Blender's Denoise node on the input"}
-    rows = "\n".join(f"| {names.get(method, method)} | {means['psnr']:.2f} | {means['ssim']:.4f} |"
-                     for method, means in real["means"].items())
+    rows = "\n".join(f"| {names[method]} | {real['means'][method]['psnr']:.2f} | {real['means'][method]['ssim']:.4f} |"
+                     for method in names if method in real["means"])
     denoise_note = ("\nThe inputs are rendered with Cycles' own denoiser on (Blender's default), so the Denoise node "
                     "changes little:\nwhat the model adds is the missing indirect light, not less noise.\n"
                     if "denoise" in real["means"] else "")
@@ -555,7 +555,8 @@ def _evaluate_real_assets(stylepass: Path, preset: Path, work: Path, model_dir: 
             "assets": sorted({Path(a).stem for a in recipe_record["scenes"]["assets"]}),
             "columns": ["input", "output", "target"] + (["denoise"] if "denoise" in means else []),
             "beats_input": all(means["model"][k] > means["input"][k] for k in ("psnr", "ssim"))}
-    summary = ", ".join(f"{method} {v['psnr']:.2f} dB / {v['ssim']:.4f}" for method, v in means.items())
+    summary = ", ".join(f"{method} {means[method]['psnr']:.2f} dB / {means[method]['ssim']:.4f}"
+                        for method in ("model", "input", "denoise") if method in means)
     say(f"[real assets] {summary}" + ("" if real["beats_input"] else
                                       " - WARNING: the model does not beat the untouched input"))
     return real
