@@ -595,14 +595,25 @@ def train_preset(args: argparse.Namespace) -> int:
     config["train"] = train_section
 
     # Same settings but more steps: the dataset and the run resume (the trainer allows raising steps).
+    # Other training settings: the run starts afresh on the datasets already rendered.
     settings = _dump_toml({**config, "train": {k: v for k, v in train_section.items() if k != "steps"}})
-    params = {"pairs": pairs, "resolution": f"{width}x{height}", "device": args.device,
-              "blender": args.blender, "recipe": recipe.read_text(), "settings": settings}
+    real_recipe = preset / "real_assets.toml"
+    params = {"pairs": pairs, "resolution": f"{width}x{height}", "blender": args.blender,
+              "recipe": recipe.read_text(), "real_assets": real_recipe.read_text() if real_recipe.is_file() else None,
+              "device": args.device, "settings": settings}
     params_file = work / "params.json"
     if params_file.is_file():
-        if json.loads(params_file.read_text()) != params:
-            say(f"settings differ from the previous run in {work}: starting afresh")
+        old = json.loads(params_file.read_text())
+        if any(old.get(key) != params[key] for key in ("pairs", "resolution", "blender", "recipe", "real_assets")):
+            say(f"dataset settings differ from the previous run in {work}: starting afresh")
             shutil.rmtree(work)
+        elif old != params:
+            say(f"training settings differ from the previous run in {work}: training afresh on its datasets")
+            shutil.rmtree(run_dir, ignore_errors=True)
+            times_file = work / "times.json"
+            if times_file.is_file():
+                kept = {k: v for k, v in json.loads(times_file.read_text()).items() if k == "dataset"}
+                times_file.write_text(json.dumps(kept))
     work.mkdir(parents=True, exist_ok=True)
     params_file.write_text(json.dumps(params, indent=1))
     run_config = work / "train.toml"

@@ -37,6 +37,7 @@ class UNetConfig:
     base_width: int = 64  # channels at full resolution; doubles per level up to 8x
     depth: int = 7  # downsamplings; inputs are padded to a multiple of 2^depth
     norm: str = "channel"  # "channel" (per-pixel, tile-safe) or "group"
+    residual: bool = False  # predict a change to the input image (starts as the identity)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
@@ -122,7 +123,7 @@ def build_generator(config: ModelConfig) -> nn.Module:
     """Instantiate the generator a validated model config describes (random initial weights)."""
     if isinstance(config, UNetConfig):
         channels = gbuffer_channels(config.gbuffer_passes) if config.gbuffer_passes else 0
-        return UNetGenerator(config.base_width, config.depth, channels, config.norm)
+        return UNetGenerator(config.base_width, config.depth, channels, config.norm, config.residual)
     return RADGenerator(
         gbuffer_channels(config.gbuffer_passes),
         config.widths,

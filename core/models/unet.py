@@ -15,6 +15,9 @@ from .norms import make_norm
 from .padding import crop_to, pad_to_multiple
 
 
+RESIDUAL_EPS = 1e-3  # the input is clamped to [eps, 1 - eps] before its logit (finite, +-6.9)
+
+
 def level_width(base_width: int, level: int, max_multiplier: int = 8) -> int:
     """Channels at U-Net level `level` (0 = full resolution): base * 2^level, capped at base * 8."""
     return base_width * min(2**level, max_multiplier)
@@ -52,11 +55,15 @@ class UNetGenerator(nn.Module):
 
     forward(image (B, 3, H, W) in [0, 1], gbuffers (B, C_g, H, W) or None, material_id ignored)
     returns (B, 3, H, W) in (0, 1) (sigmoid output). With `gbuffer_channels` > 0 the G-buffers are
-    concatenated to the image as extra input channels.
+    concatenated to the image as extra input channels. With `residual` the head's output is added
+    to the input's logit before the sigmoid, and the head starts at zero: the untrained model is
+    the identity, and training learns only what the style changes (styles that keep most of the
+    picture, like toon shading, learn much faster).
     """
 
     def __init__(
-        self, base_width: int = 64, depth: int = 7, gbuffer_channels: int = 0, norm: str = "channel"
+        self, base_width: int = 64, depth: int = 7, gbuffer_channels: int = 0, norm: str = "channel",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -75,6 +82,10 @@ class UNetGenerator(nn.Module):
             for level in reversed(range(depth))
         )
         self.head = nn.Conv2d(base_width, 3, 3, padding=1)
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(
         self,
@@ -96,4 +107,7 @@ class UNetGenerator(nn.Module):
         h = skips.pop()
         for up in self.ups:
             h = up(h, skips.pop())
-        return crop_to(torch.sigmoid(self.head(h)), size)
+        out = crop_to(self.head(h), size)
+        if self.residual:
+            out = out + torch.logit(image.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
+        return torch.sigmoid(out)

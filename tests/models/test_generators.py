@@ -84,6 +84,24 @@ def test_rad_generator_starts_as_identity_and_uses_gbuffers_and_materials() -> N
     assert (base - other_gbuffers).abs().max() > 1e-3
 
 
+def test_residual_unet_starts_as_identity_and_learns_a_change() -> None:
+    config = UNetConfig(gbuffer_passes=("albedo", "normal"), base_width=8, depth=3, residual=True)
+    model = build_generator(config)
+    image, gbuffers, material = inputs(config, 19, 23)
+    image = image.clamp(0.01, 0.99)  # away from the clamp of the logit
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(image, gbuffers, material), image, atol=1e-6, rtol=0)
+    # One optimiser step towards a darker target moves the output there (the head is trainable).
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    target = image * 0.5
+    before = (model(image, gbuffers, material) - target).abs().mean()
+    for _ in range(5):
+        optimiser.zero_grad()
+        (model(image, gbuffers, material) - target).abs().mean().backward()
+        optimiser.step()
+    assert (model(image, gbuffers, material) - target).abs().mean() < before * 0.9
+
+
 def test_wrong_gbuffer_channel_count_is_named() -> None:
     for config in TINY.values():
         model = build_generator(config)

@@ -84,3 +84,15 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     assert more.returncode == 0, (more.stdout + more.stderr)[-4000:]
     assert "resuming" in more.stdout and "afresh" not in more.stdout
     assert "6 steps" in (preset / "CARD.md").read_text()
+
+    # Another training setting: the run starts afresh, the rendered datasets are kept.
+    config = (preset / "train.toml").read_text()
+    assert "lr_g = 0.0002" in config
+    (preset / "train.toml").write_text(config.replace("lr_g = 0.0002", "lr_g = 0.0003"))
+    again = subprocess.run(
+        [sys.executable, str(REPO / "build.py"), "train-preset", "sketch", "--pairs", "3", "--steps", "6",
+         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets)],
+        cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert "training afresh on its datasets" in again.stdout and "resuming" not in again.stdout
+    assert "0 pair(s) written, 3 already finished" in again.stdout + again.stderr
