@@ -77,7 +77,7 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
     bl_label = "Train style"
 
     steps: bpy.props.IntProperty(  # type: ignore[valid-type]
-        name="Steps", description="Training steps (0: the default, about a quarter of an hour on a CPU)",
+        name="Steps", description="Training steps (0: the default, 2000: about 8 minutes on a 2-core CPU)",
         default=0, min=0)
     patch: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Patch size", description="Training patch size in pixels (0: the default, 96)", default=0, min=0)

@@ -40,8 +40,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Train a few-shot styliser from the painted keyframes registered in an export folder "
                     "(`stylepass keyframe add`): a small U-Net reading the render and its albedo, normal and "
                     "depth passes learns the paintings from randomly cropped, scaled, turned and mirrored "
-                    "patches. The paintings are only read. Defaults give a usable style in about a quarter of "
-                    "an hour on a 2-core CPU at 512x512, well under 2 minutes on a GPU.",
+                    "patches. The paintings are only read. The defaults gave a usable style in 8 minutes on a "
+                    "2-core CPU at 512x512 (docs/train-style.md).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -115,8 +115,8 @@ def run_train_style(args: argparse.Namespace) -> int:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
         if requested == "cpu":
-            print_warning(console, "no usable CUDA device: training on the CPU (the defaults take about a "
-                                   "quarter of an hour at 512x512; --minutes sets a budget)")
+            print_warning(console, "no usable CUDA device: training on the CPU (the defaults took 8 minutes "
+                                   "on a 2-core CPU; --minutes sets a budget)")
     try:
         device = resolve_device(requested)
     except RuntimeError as error:
