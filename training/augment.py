@@ -165,7 +165,9 @@ class SampledFrame:
         return self.colours.shape[-2], self.colours.shape[-1]
 
 
-def prepare_frame(item: dict[str, torch.Tensor], passes: Sequence[str], device: torch.device | str = "cpu") -> SampledFrame:
+def prepare_frame(
+    item: dict[str, torch.Tensor], passes: Sequence[str], device: torch.device | str = "cpu"
+) -> SampledFrame:
     """Group a full-frame item's tensors for :func:`cut_patch`, on `device`."""
     gbuffers = item["gbuffers"]
     bilinear, vectors = gbuffer_layout(passes)
@@ -194,8 +196,8 @@ def cut_patch(frame: SampledFrame, transform: PatchTransform, patch: int) -> dic
         colours, geometry = frame.colours[:, rows, columns], frame.geometry[:, rows, columns]
     else:
         grid = torch.stack([2 * px / width - 1, 2 * py / height - 1], dim=-1)[None].to(device, frame.colours.dtype)
-        colours = F.grid_sample(frame.colours[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
-        geometry = F.grid_sample(frame.geometry[None], grid, mode="nearest", padding_mode="border", align_corners=False)[0]
+        colours = F.grid_sample(frame.colours[None], grid, "bilinear", "border", align_corners=False)[0]
+        geometry = F.grid_sample(frame.geometry[None], grid, "nearest", "border", align_corners=False)[0]
 
     out: dict[str, torch.Tensor] = {}
     for index, key in enumerate(frame.colour_keys):

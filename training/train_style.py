@@ -58,7 +58,7 @@ from stylepass.core.preview_images import linear_to_srgb8, tile_grid
 
 from .augment import AugmentSettings, augmented_batch, prepare_frame
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .image_io import read_linear_exr, read_srgb_png
+from .image_io import ImageReadError, read_linear_exr, read_srgb_png
 from .sampling import step_generator
 from .trainer import NonFiniteLossError
 
@@ -152,13 +152,12 @@ def work_dir_for(model_dir: Path) -> Path:
 def read_painting(path: Path) -> torch.Tensor:
     """A painting in the model range, float32 (3, H, W) in [0, 1): ``.exr`` is scene-linear,
     anything Pillow reads (PNG, JPEG, TIFF) is display sRGB. The file is only read."""
-    if path.suffix.lower() == ".exr":
-        return tonemap(torch.from_numpy(read_linear_exr(path)))
     try:
-        srgb = read_srgb_png(path)
-    except OSError as error:
+        if path.suffix.lower() == ".exr":
+            return tonemap(torch.from_numpy(read_linear_exr(path)))
+        return tonemap(srgb_to_linear(torch.from_numpy(read_srgb_png(path))))
+    except (OSError, RuntimeError, ImageReadError) as error:  # OpenEXR raises RuntimeError
         raise TrainStyleError(f"cannot read the painting {path}: {error}") from None
-    return tonemap(srgb_to_linear(torch.from_numpy(srgb)))
 
 
 def sha256(path: Path) -> str:
@@ -231,18 +230,20 @@ def _display(model_range: torch.Tensor, as_template: bool = False) -> np.ndarray
     Blender's Standard view does); the render is shown as the template painted over
     (``stylepass keyframe template``: Reinhard tone map, then sRGB) when `as_template`.
     """
-    linear = inverse_tonemap(model_range.float().cpu()).numpy()
-    rgb8 = linear_to_srgb8(linear) if as_template else _srgb8(linear)
+    linear = inverse_tonemap(model_range.float().cpu())
+    if as_template:
+        rgb8 = linear_to_srgb8(linear.numpy())
+    else:
+        rgb8 = (encode_srgb(linear) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     image = Image.fromarray(rgb8)
     image.thumbnail((PREVIEW_TILE, PREVIEW_TILE), Image.Resampling.LANCZOS)
     return np.asarray(image)
 
 
-def _srgb8(linear: np.ndarray) -> np.ndarray:
-    """Linear (3, H, W), clipped to [0, 1], -> sRGB (H, W, 3) uint8."""
-    x = np.clip(linear, 0.0, 1.0)
-    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-    return (srgb * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+def encode_srgb(linear: torch.Tensor) -> torch.Tensor:
+    """Linear values, clipped to [0, 1], -> sRGB-encoded [0, 1] (IEC 61966-2-1); differentiable."""
+    x = linear.clamp(0.0, 1.0)
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
 
 
 @torch.no_grad()
@@ -286,7 +287,8 @@ def prepare_work_dir(
     """
     if resume and restart:
         raise TrainStyleError("--resume and --restart contradict each other: choose one")
-    if model_dir.exists() and (not model_dir.is_dir() or (any(model_dir.iterdir()) and not (model_dir / MODEL_CONFIG).is_file())):
+    is_model = (model_dir / MODEL_CONFIG).is_file()
+    if model_dir.exists() and (not model_dir.is_dir() or (any(model_dir.iterdir()) and not is_model)):
         raise TrainStyleError(f"{model_dir} exists and is not a Stylepass model dir; choose another --out "
                               "(an existing model dir is replaced, anything else is left alone)")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -308,7 +310,8 @@ def prepare_work_dir(
             )
         return latest
     if latest is not None:
-        raise TrainStyleError(f"{work_dir} holds a run already: pass --resume to continue it, or --restart to start over")
+        raise TrainStyleError(f"{work_dir} holds a run already: pass --resume to continue it, "
+                              "or --restart to start over")
     write_json_atomic(work_dir / SETTINGS_FILE, record)
     return None
 
@@ -346,12 +349,8 @@ def style_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 in the model range plus L1 of the display encoding (sRGB of the linear value, clipped
     to [0, 1]), so dark strokes weigh as much as the eye gives them. Inputs (B, 3, H, W) in [0, 1]."""
     output, target = output.float(), target.float()
-
-    def shown(x: torch.Tensor) -> torch.Tensor:
-        linear = inverse_tonemap(x).clamp(0, 1)
-        return torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
-
-    return (output - target).abs().mean() + (shown(output) - shown(target)).abs().mean()
+    shown_output, shown_target = encode_srgb(inverse_tonemap(output)), encode_srgb(inverse_tonemap(target))
+    return (output - target).abs().mean() + (shown_output - shown_target).abs().mean()
 
 
 def train_style(
@@ -392,7 +391,9 @@ def train_style(
         torch.backends.cudnn.benchmark = True
         generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(generator.parameters(), lr=settings.lr, betas=(0.9, 0.99))
-    start = int(load_checkpoint(checkpoint, {"generator": generator}, {"generator": optimizer})["step"]) if checkpoint else 0
+    start = 0
+    if checkpoint is not None:
+        start = int(load_checkpoint(checkpoint, {"generator": generator}, {"generator": optimizer})["step"])
 
     rows = [(f"keyframe {keyframes[0].frame}", items[0])]
     other = unpainted_frame(export_dir, keyframes)

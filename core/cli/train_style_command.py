@@ -167,7 +167,9 @@ def run_train_style(args: argparse.Namespace) -> int:
         console.print(f"[yellow]cancelled[/] at step {result.step}: checkpoint in {result.work_dir}; "
                       f"continue with the same command and --resume", highlight=False)
         return ExitCode.CANCELLED
-    note = f" (time budget reached at step {result.step} of {settings.steps}; --resume continues)" if result.out_of_time else ""
+    note = ""
+    if result.out_of_time:
+        note = f" (time budget reached at step {result.step} of {settings.steps}; --resume continues)"
     message = f"style written to {result.model_dir}{note}; preview {result.preview}"
     console.print(message, markup=False, highlight=False)
     console.print(f"apply it: stylepass stylise {args.export} --model {result.model_dir} --out OUT", markup=False)

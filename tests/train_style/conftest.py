@@ -58,7 +58,8 @@ def painted_export(painted_source: SimpleNamespace, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def trained_style(painted_source: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """The style trained on the one painting with TEST_SETTINGS, plus the paintings' digests before."""
-    before = {path: digest(path) for path in [painted_source.painting, *(painted_source.export / "keyframes").iterdir()]}
+    paintings = [painted_source.painting, *(painted_source.export / "keyframes").iterdir()]
+    before = {path: digest(path) for path in paintings}
     model_dir = tmp_path_factory.mktemp("styles") / "spheres"
     result = train_style(painted_source.export, model_dir, TEST_SETTINGS, torch.device("cpu"))
     return SimpleNamespace(result=result, digests_before=before, **vars(painted_source))

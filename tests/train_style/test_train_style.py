@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylepass.blender_addon.headless_protocol import JobCancelled
+from stylepass.blender_addon.headless_protocol import BadInputError, JobCancelled
 from stylepass.blender_addon.train_style_job import StyleFolders, TrainStyleJob, train_style_argv
 from stylepass.core.cli import main
 from stylepass.core.gbuffer import read_gbuffer
@@ -54,8 +54,10 @@ def test_one_painted_frame_carries_its_look_to_the_other_frames(trained_style):
         stylised = srgb8(styliser.stylise(read_gbuffer(trained_style.export / f"frame_{frame:06d}.exr")))
         truth = paint(trained_style.frames[frame])
         # the untouched render, as the template the artist painted over or as Blender's Standard view shows it
-        render = max(psnr(display(trained_style.frames[frame]), truth), psnr(srgb8(trained_style.frames[frame].beauty), truth))
-        assert psnr(stylised, truth) > render + 5.0, f"frame {frame}: {psnr(stylised, truth):.2f} dB vs the render's {render:.2f} dB"
+        rendered = trained_style.frames[frame]
+        render = max(psnr(display(rendered), truth), psnr(srgb8(rendered.beauty), truth))
+        gained = psnr(stylised, truth) - render
+        assert gained > 5.0, f"frame {frame}: {psnr(stylised, truth):.2f} dB vs the render's {render:.2f} dB"
         ink = truth.max(axis=-1) < 15  # the painting's outlines
 
         def contrast(image: np.ndarray) -> float:
@@ -76,7 +78,8 @@ def test_the_model_dir_says_what_it_was_trained_from_and_the_preview_shows_it(tr
         width, height = preview.size
     assert width > 3 * SIZE and height > 2 * SIZE, "rows: the keyframe (input | output | painting), an unpainted frame"
     assert (model_dir / "preview.png").read_bytes() == trained_style.result.preview.read_bytes()
-    assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "model.safetensors", "preview.png", "style.json"]
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        "config.json", "model.safetensors", "preview.png", "style.json"]
 
 
 def test_paintings_are_only_read(trained_style):
@@ -176,3 +179,37 @@ def test_a_time_budget_exports_the_style_so_far_and_resume_goes_on(painted_expor
     assert json.loads((model / "style.json").read_text())["stopped_by_time_budget"] is True
     finished = train_style(painted_export, model, TINY_SETTINGS, torch.device("cpu"), resume=True)
     assert finished.step == TINY_SETTINGS.steps and not finished.out_of_time
+
+
+def test_a_non_finite_loss_stops_with_the_last_good_checkpoint_named(painted_export, tmp_path, monkeypatch):
+    from stylepass.training import train_style as module
+    from stylepass.training.trainer import NonFiniteLossError
+
+    real_loss, calls = module.style_loss, []
+
+    def loss_that_diverges(output, target):
+        calls.append(1)
+        loss = real_loss(output, target)
+        return loss * float("nan") if len(calls) > 4 else loss
+
+    monkeypatch.setattr(module, "style_loss", loss_that_diverges)
+    with pytest.raises(NonFiniteLossError, match="non-finite at step 5; .* last good checkpoint is .*step-00000004"):
+        train_style(painted_export, tmp_path / "style", TINY_SETTINGS, torch.device("cpu"))
+    assert not (tmp_path / "style").exists()
+
+
+def test_an_unreadable_painting_is_bad_input(painted_export, tmp_path):
+    (painted_export / "keyframes" / "keyframe_000001.png").write_bytes(b"not a picture")
+    with pytest.raises(TrainStyleError, match="cannot read the painting .*keyframe_000001.png"):
+        train_style(painted_export, tmp_path / "style", TINY_SETTINGS, torch.device("cpu"))
+
+
+def test_a_job_the_core_refuses_says_why(painted_export):
+    painting = painted_export / "keyframes" / "keyframe_000001.png"
+    Image.fromarray(np.zeros((SIZE // 2, SIZE, 3), np.uint8)).save(painting)
+    folders = StyleFolders.of(painted_export, "spheres")
+    job = TrainStyleJob(train_style_argv(Path(sys.executable), painted_export, folders, "cpu", resume=False,
+                                         restart=False, steps=2, patch=16), painted_export)
+    with pytest.raises(BadInputError, match="paint over an image of the render's size"):
+        for _ in job.steps():
+            time.sleep(0.05)
