@@ -15,6 +15,8 @@ PNG rewritten while it trains) to ``EXPORT/styles/NAME.run/``.
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import os
 import queue
 import signal
@@ -30,6 +32,7 @@ from .keyframes import list_keyframes
 STYLES_DIR = "styles"
 PREVIEW_NAME = "preview.png"
 CHECKPOINT_POINTER = Path("checkpoints") / "latest.json"
+SETTINGS_NAME = "settings.json"  # written by stylepass.training.train_style: the paintings a run started on
 STDERR_LINES = 30
 CLI_MODULE = "stylepass.core.cli"
 _running: set[TrainStyleJob] = set()
@@ -63,8 +66,27 @@ class StyleFolders:
 
     @property
     def has_checkpoint(self) -> bool:
-        """True when an earlier run left a checkpoint (Train style then continues it)."""
+        """True when an earlier run left a checkpoint."""
         return (self.work / CHECKPOINT_POINTER).is_file()
+
+    def trained_on_current_paintings(self, export_dir: Path) -> bool:
+        """True when the earlier run was started on the paintings the export folder holds now
+        (same frames, same bytes): then it can be continued, else it is trained afresh."""
+        try:
+            started = json.loads((self.work / SETTINGS_NAME).read_text(encoding="utf-8"))["keyframes"]
+        except (OSError, ValueError, KeyError):
+            return False
+        current = [{"frame": k.frame, "painting": k.painting.name, "sha256": _sha256(k.painting)}
+                   for k in list_keyframes(export_dir)]
+        return started == current
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def train_style_argv(python: Path, export_dir: Path, folders: StyleFolders, device: str, *, resume: bool,

@@ -6,7 +6,9 @@ and Stylise animation apply it like a preset. From the UI it runs modally: a tim
 job, the status bar and the panel show its progress, the image "Stylepass style preview" is
 reloaded whenever the job rewrites its preview PNG, and Esc or the panel's Cancel stops it
 after the current step (its checkpoint is kept: the next Train style continues from it).
-Called with ``execute`` (background mode, scripts) it runs to the end before returning.
+A checkpoint of an earlier Train style on the same paintings is continued; after a painting
+was added, replaced or removed, the style is trained afresh. Called with ``execute``
+(background mode, scripts) it runs to the end before returning.
 """
 
 from __future__ import annotations
@@ -99,8 +101,10 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
         status.state, status.message, status.progress, status.cancel_requested = "RUNNING", "starting", 0.0, False
         scene = context.scene
         export_dir, folders = style_folders(scene)
+        # An earlier run continues if it was trained on these paintings; with other paintings it starts over.
+        resume = folders.has_checkpoint and not self.restart and folders.trained_on_current_paintings(export_dir)
         argv = train_style_argv(stylise_job.worker_python(), export_dir, folders, scene.stylepass.device,
-                                resume=folders.has_checkpoint and not self.restart, restart=self.restart,
+                                resume=resume, restart=folders.has_checkpoint and not resume,
                                 steps=self.steps, patch=self.patch, minutes=self.minutes)
         self._job = TrainStyleJob(argv, export_dir)
         self._folders = folders

@@ -7,6 +7,7 @@ The training runs in the core's Python (`stylepass train-style`), never in Blend
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import textwrap
 from pathlib import Path
@@ -42,17 +43,22 @@ def painted_scene(addon, demo_scene, tmp_path):
     for frame in (2, 1):
         demo_scene.frame_set(frame)
         assert bpy.ops.stylepass.export_gbuffers() == {"FINISHED"}
-    painting = tmp_path / "painting.png"
+    assert bpy.ops.stylepass.add_painted_keyframe(filepath=str(paint_over(tmp_path / "export", 1))) == {"FINISHED"}
+    bpy.context.window_manager.stylepass_train.state = "IDLE"
+    return demo_scene
+
+
+def paint_over(export: Path, frame: int) -> Path:
+    """A painting over the frame's template, made in the core's Python; returns its path."""
+    painting = export.parent / f"painting_{frame}.png"
     done = subprocess.run([str(CORE_PYTHON), "-m", "stylepass.core.cli", "keyframe", "template",
-                           str(tmp_path / "export"), "--frame", "1", "--out", str(painting)],
+                           str(export), "--frame", str(frame), "--out", str(painting)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     done = subprocess.run([str(CORE_PYTHON), "-c", textwrap.dedent(PAINT_OVER_TEMPLATE), str(painting)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert bpy.ops.stylepass.add_painted_keyframe(filepath=str(painting)) == {"FINISHED"}
-    bpy.context.window_manager.stylepass_train.state = "IDLE"
-    return demo_scene
+    return painting
 
 
 def test_train_style_makes_the_new_style_the_scenes_and_stylise_applies_it(painted_scene):
@@ -75,6 +81,14 @@ def test_train_style_makes_the_new_style_the_scenes_and_stylise_applies_it(paint
     painted_scene.stylepass.model = ""
     assert bpy.ops.stylepass.train_style(steps=6, patch=16) == {"FINISHED"}, "training again continues the run"
     assert painted_scene.stylepass.model == str(model)
+    assert json.loads((model / "style.json").read_text())["steps"] == 6
+
+    painted_scene.frame_set(2)
+    export = Path(painted_scene.stylepass.output_dir)
+    assert bpy.ops.stylepass.add_painted_keyframe(filepath=str(paint_over(export, 2))) == {"FINISHED"}
+    assert bpy.ops.stylepass.train_style(steps=3, patch=16) == {"FINISHED"}, "a new painting: trained afresh"
+    card = json.loads((model / "style.json").read_text())
+    assert [k["frame"] for k in card["trained_from"]["keyframes"]] == [1, 2] and card["steps"] == 3
 
 
 def test_the_panel_offers_train_style_only_with_painted_keyframes(addon, demo_scene, tmp_path, painted_scene):
