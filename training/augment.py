@@ -9,6 +9,8 @@ a quarter turn swaps and negates normal x and y, and so on.
 Items are the dicts of :mod:`.paired_dataset` without a batch dim: ``image`` (3, H, W) and
 ``target`` (3, H, W) in the model range [0, 1), ``gbuffers`` (C, H, W) from
 ``stylepass.core.models.inputs.stack_gbuffers`` (valid mask last), ``material_id`` (H, W) long.
+:func:`prepare_frame` groups a full-frame item's tensors once (on the training device),
+:func:`cut_patch` cuts one transformed patch out of it, :func:`augmented_batch` a batch.
 
 Sampling. Colours (image, target, albedo) are resampled bilinearly; geometry (normal, depth,
 motion, valid mask) and material ids with the nearest sample, so no normal, depth or id is
