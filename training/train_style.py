@@ -150,12 +150,17 @@ def work_dir_for(model_dir: Path) -> Path:
 
 
 def read_painting(path: Path) -> torch.Tensor:
-    """A painting in the model range, float32 (3, H, W) in [0, 1): ``.exr`` is scene-linear,
-    anything Pillow reads (PNG, JPEG, TIFF) is display sRGB. The file is only read."""
+    """A painting in the model range, float32 (3, H, W) in [0, 1]. The file is only read.
+
+    ``.exr`` is scene-linear. Anything Pillow reads (PNG, JPEG, TIFF) is read as painted over
+    the template of ``stylepass keyframe template`` (the render Reinhard-mapped, then sRGB): its
+    decoded sRGB values are model-range values, so a pixel the artist left alone is exactly the
+    render (tone map of the beauty, up to 8-bit rounding) and only painted pixels change.
+    """
     try:
         if path.suffix.lower() == ".exr":
             return tonemap(torch.from_numpy(read_linear_exr(path)))
-        return tonemap(srgb_to_linear(torch.from_numpy(read_srgb_png(path))))
+        return srgb_to_linear(torch.from_numpy(read_srgb_png(path)))
     except (OSError, RuntimeError, ImageReadError) as error:  # OpenEXR raises RuntimeError
         raise TrainStyleError(f"cannot read the painting {path}: {error}") from None
 
@@ -223,26 +228,21 @@ def unpainted_frame(export_dir: Path, keyframes: list[Keyframe]) -> int | None:
     return max(candidates, key=lambda f: (min(abs(f - p) for p in painted), -f))
 
 
-def _display(model_range: torch.Tensor, as_template: bool = False) -> np.ndarray:
+def _display(model_range: torch.Tensor) -> np.ndarray:
     """(3, H, W) model range -> (H', W', 3) uint8 sRGB, scaled to at most PREVIEW_TILE a side.
 
-    Paintings and outputs are display-referred: their linear values are shown as they are (as
-    Blender's Standard view does); the render is shown as the template painted over
-    (``stylepass keyframe template``: Reinhard tone map, then sRGB) when `as_template`.
+    Shown as the template the artist painted over (``stylepass keyframe template``: Reinhard
+    tone map, then sRGB), so a painting looks in the preview as it does in the paint program.
     """
-    linear = inverse_tonemap(model_range.float().cpu())
-    if as_template:
-        rgb8 = linear_to_srgb8(linear.numpy())
-    else:
-        rgb8 = (encode_srgb(linear) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    rgb8 = linear_to_srgb8(inverse_tonemap(model_range.float().cpu()).numpy())
     image = Image.fromarray(rgb8)
     image.thumbnail((PREVIEW_TILE, PREVIEW_TILE), Image.Resampling.LANCZOS)
     return np.asarray(image)
 
 
-def encode_srgb(linear: torch.Tensor) -> torch.Tensor:
-    """Linear values, clipped to [0, 1], -> sRGB-encoded [0, 1] (IEC 61966-2-1); differentiable."""
-    x = linear.clamp(0.0, 1.0)
+def encode_srgb(values: torch.Tensor) -> torch.Tensor:
+    """Values in [0, 1] (clipped) -> sRGB-encoded [0, 1] (IEC 61966-2-1); differentiable."""
+    x = values.clamp(0.0, 1.0)
     return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
 
 
@@ -257,7 +257,7 @@ def write_preview(
         batch = {k: v[None].to(device) for k, v in item.items()}
         with autocast_for(device):
             out = generator(batch["image"], batch["gbuffers"], batch["material_id"]).float().clamp(0, 1)
-        tiles.append([_display(item["image"], as_template=True), _display(out[0])]
+        tiles.append([_display(item["image"]), _display(out[0])]
                      + ([_display(item["target"])] if "target" in item else []))
     generator.train()
     sheet = tile_grid(tiles, ["input", "output", "painting"], [label for label, _ in rows])
@@ -346,11 +346,10 @@ def export_style(
 
 
 def style_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 in the model range plus L1 of the display encoding (sRGB of the linear value, clipped
-    to [0, 1]), so dark strokes weigh as much as the eye gives them. Inputs (B, 3, H, W) in [0, 1]."""
+    """L1 in the model range plus L1 of its display encoding (sRGB, as the painting was painted),
+    so dark strokes weigh as much as the eye gives them. Inputs (B, 3, H, W) in [0, 1]."""
     output, target = output.float(), target.float()
-    shown_output, shown_target = encode_srgb(inverse_tonemap(output)), encode_srgb(inverse_tonemap(target))
-    return (output - target).abs().mean() + (shown_output - shown_target).abs().mean()
+    return (output - target).abs().mean() + (encode_srgb(output) - encode_srgb(target)).abs().mean()
 
 
 def train_style(

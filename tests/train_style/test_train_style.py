@@ -25,7 +25,7 @@ from stylepass.core.gbuffer import read_gbuffer
 from stylepass.core.stylise import load_styliser
 from stylepass.core.models.serialization import load_tensors
 from stylepass.training.checkpoint import latest_checkpoint
-from stylepass.training.train_style import StyleSettings, TrainStyleError, train_style
+from stylepass.training.train_style import StyleSettings, TrainStyleError, read_painting, train_style
 
 from .conftest import FRAMES, PAINTED, SIZE, TINY_SETTINGS, digest
 from .synthetic import display, paint, to_srgb, write_scene_export
@@ -34,9 +34,9 @@ TINY_CLI = ["--patch", "16", "--width", "4", "--batch", "2", "--device", "cpu"]
 
 
 def srgb8(linear: np.ndarray) -> np.ndarray:
-    """A stylised frame (scene-linear (3, H, W)) as the painting's pixels: linear values are the
-    painting's decoded sRGB (display-referred), so encode them back."""
-    return (to_srgb(linear) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+    """A stylised frame (scene-linear (3, H, W)) as the painting's pixels: paintings are painted
+    over the template (Reinhard tone map, then sRGB), so show it the same way."""
+    return (to_srgb(linear / (1.0 + linear)) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -53,9 +53,9 @@ def test_one_painted_frame_carries_its_look_to_the_other_frames(trained_style):
             continue
         stylised = srgb8(styliser.stylise(read_gbuffer(trained_style.export / f"frame_{frame:06d}.exr")))
         truth = paint(trained_style.frames[frame])
-        # the untouched render, as the template the artist painted over or as Blender's Standard view shows it
+        # the untouched render, as the template the artist painted over
         rendered = trained_style.frames[frame]
-        render = max(psnr(display(rendered), truth), psnr(srgb8(rendered.beauty), truth))
+        render = psnr(display(rendered), truth)
         gained = psnr(stylised, truth) - render
         assert gained > 5.0, f"frame {frame}: {psnr(stylised, truth):.2f} dB vs the render's {render:.2f} dB"
         ink = truth.max(axis=-1) < 15  # the painting's outlines
@@ -80,6 +80,16 @@ def test_the_model_dir_says_what_it_was_trained_from_and_the_preview_shows_it(tr
     assert (model_dir / "preview.png").read_bytes() == trained_style.result.preview.read_bytes()
     assert sorted(p.name for p in model_dir.iterdir()) == [
         "config.json", "model.safetensors", "preview.png", "style.json"]
+
+
+def test_an_untouched_template_reads_back_as_the_render(trained_style, tmp_path):
+    # Pixels the artist leaves alone must train towards the render itself, not a darker copy.
+    frame = trained_style.frames[PAINTED]
+    template = tmp_path / "template.png"
+    Image.fromarray(display(frame)).save(template)
+    target = read_painting(template)
+    expected = torch.from_numpy(frame.beauty / (1.0 + frame.beauty))
+    assert (target - expected).abs().max() < 0.02  # 8-bit rounding of the sRGB encoding
 
 
 def test_paintings_are_only_read(trained_style):
