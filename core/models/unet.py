@@ -9,6 +9,7 @@ Any input size works: the input is padded to a multiple of 2^depth and the outpu
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .norms import make_norm
@@ -37,7 +38,7 @@ class DownBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Bilinear x2 upsample, concat skip, 3x3 conv, norm, ReLU: -> (B, C_out, 2H, 2W)."""
+    """Bilinear x2 upsample, 3x3 conv over [upsampled, skip] channels, norm, ReLU: -> (B, C_out, 2H, 2W)."""
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int, norm: str) -> None:
         super().__init__()
@@ -47,7 +48,14 @@ class UpBlock(nn.Module):
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(torch.cat([self.up(x), skip], dim=1))))
+        # conv(cat([up, skip])) computed as conv_up(up) + conv_skip(skip) with the two halves of
+        # the same weights: no full-resolution concatenated copy (a 1080p frame on the CPU: about
+        # 20% faster); the weights and their names are those of the one convolution.
+        up = self.up(x)
+        weight, split = self.conv.weight, up.shape[1]
+        out = F.conv2d(up, weight[:, :split], self.conv.bias, padding=1)
+        out = out + F.conv2d(skip, weight[:, split:], None, padding=1)
+        return self.act(self.norm(out))
 
 
 class UNetGenerator(nn.Module):
