@@ -42,6 +42,9 @@ ERROR_KINDS = (
     "out_of_memory",   # even the smallest tiles did not fit
     "failed",          # anything else (a bug): the message has the details
 )
+# The kinds that mean the request or the user's files are wrong (exit code 2 in the CLI: fix and
+# re-run); the others are failures worth a retry or a bug report.
+BAD_INPUT_KINDS = frozenset({"bad_request", "bad_model", "no_cuda", "missing_passes", "bad_input"})
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from stylepass.blender_addon.atomic_files import append_jsonl, commit, partials_of, read_jsonl, temp_path_for
-from stylepass.blender_addon.worker_protocol import ERROR_KINDS
+from stylepass.blender_addon.worker_protocol import BAD_INPUT_KINDS, ERROR_KINDS
 
 from .atomic_image import save_png_atomic
 from .gbuffer import GBufferError, GBufferFrame, MissingPassError, exported_frames, read_gbuffer, read_sidecar, sidecar_path
@@ -71,6 +71,11 @@ class StyliseError(RuntimeError):
             raise ValueError(f"unknown error kind {kind!r}; allowed: {', '.join(ERROR_KINDS)}")
         super().__init__(message)
         self.kind = kind
+
+    @property
+    def is_bad_input(self) -> bool:
+        """True when the request or the user's files are wrong (fix them; retrying will not help)."""
+        return self.kind in BAD_INPUT_KINDS
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ input and Blender's Denoise node (core: :mod:`stylepass.training.evaluate`)."""
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from stylepass.blender_addon.atomic_files import write_json_atomic
 from stylepass.blender_addon.headless_protocol import ExitCode
 
 from .blender_job import make_console, print_error, run_blender_job
+from .interrupts import sigterm_as_ctrl_c
 from .export_command import add_blender_arguments
 
 if TYPE_CHECKING:
@@ -45,9 +45,6 @@ exit codes:
   4    the Blender asked for (Denoise baseline) is not installed
   130  cancelled; denoised frames are kept
 """
-
-# StyliseError kinds that mean "fix the input" (the rest are failures), as in `stylepass stylise`.
-_BAD_INPUT_KINDS = {"bad_request", "bad_model", "no_cuda", "missing_passes", "bad_input"}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -91,27 +88,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from stylepass.training.image_io import ImageReadError
     from stylepass.training.paired_dataset import DatasetError
 
-    previous_sigterm = signal.signal(signal.SIGTERM, _cancel)
     try:
-        return _evaluate(args, console)
+        with sigterm_as_ctrl_c():  # a farm's SIGTERM cancels like Ctrl-C
+            return _evaluate(args, console)
     except (DatasetError, ImageReadError) as error:  # EvaluationError is a DatasetError
         print_error(console, str(error))
         return ExitCode.BAD_INPUT
     except StyliseError as error:
         print_error(console, str(error))
-        return ExitCode.BAD_INPUT if error.kind in _BAD_INPUT_KINDS else ExitCode.FAILED
+        return ExitCode.BAD_INPUT if error.is_bad_input else ExitCode.FAILED
     except OSError as error:
         print_error(console, f"cannot write the evaluation: {error}")
         return ExitCode.OUTPUT_UNWRITABLE
     except KeyboardInterrupt:
         console.print("[yellow]cancelled[/]: run the same command again (denoised frames are kept)")
         return ExitCode.CANCELLED
-    finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
-
-
-def _cancel(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def resolve_model(text: str) -> tuple[Path, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from stylepass.blender_addon.headless_protocol import ExitCode
 
 from .blender_job import make_console, print_error, print_warning
+from .interrupts import sigterm_as_ctrl_c
 
 if TYPE_CHECKING:
     from ..stylise import FrameJob, Styliser
@@ -30,9 +30,6 @@ exit codes:
   3    the output folder cannot be written
   130  cancelled; run the same command again to resume
 """
-
-# StyliseError kinds that mean "fix the input" (the rest are failures).
-_BAD_INPUT_KINDS = {"bad_request", "bad_model", "no_cuda", "missing_passes", "bad_input"}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -67,29 +64,23 @@ def run_stylise(args: argparse.Namespace) -> int:
     # torch loads here, not when the CLI starts: the other commands do not need it.
     from ..stylise import StyliseError, frame_jobs, load_styliser, resolve_model_dir
 
-    previous_sigterm = signal.signal(signal.SIGTERM, _cancel)  # a farm's SIGTERM cancels like Ctrl-C
     try:
-        jobs = frame_jobs(args.input, args.out)
-        model_dir = resolve_model_dir(args.model, args.preset)
-        styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset)
-        console.print(f"model {styliser.name} ({styliser.config.family}) on {styliser.device}; "
-                      f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
-        return _stylise_all(styliser, jobs, Path(args.out), console)
+        with sigterm_as_ctrl_c():  # a farm's SIGTERM cancels like Ctrl-C
+            jobs = frame_jobs(args.input, args.out)
+            model_dir = resolve_model_dir(args.model, args.preset)
+            styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset)
+            console.print(f"model {styliser.name} ({styliser.config.family}) on {styliser.device}; "
+                          f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
+            return _stylise_all(styliser, jobs, Path(args.out), console)
     except StyliseError as error:
         print_error(console, str(error))
-        return ExitCode.BAD_INPUT if error.kind in _BAD_INPUT_KINDS else ExitCode.FAILED
+        return ExitCode.BAD_INPUT if error.is_bad_input else ExitCode.FAILED
     except OSError as error:
         print_error(console, f"cannot write to {args.out}: {error}")
         return ExitCode.OUTPUT_UNWRITABLE
     except KeyboardInterrupt:
         console.print("[yellow]cancelled[/]: run the same command again to resume")
         return ExitCode.CANCELLED
-    finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
-
-
-def _cancel(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _stylise_all(styliser: Styliser, jobs: list[FrameJob], out_dir: Path, console: Console) -> int:
