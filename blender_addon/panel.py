@@ -63,15 +63,20 @@ def draw_train_style_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
         row = box.row(align=True)
         row.enabled = painted > 0
         row.operator("stylepass.train_style", icon="SHADERFX")
-        if train.state == "FAILED":
-            for line in train.message.splitlines()[:6] or [""]:
-                box.label(text=line, icon="ERROR")
-        elif train.state in ("DONE", "CANCELLED"):
-            box.label(text=train.message, icon="CHECKMARK" if train.state == "DONE" else "INFO")
+        draw_job_outcome(box, train)
     preview = bpy.data.images.get(PREVIEW_IMAGE)
     if preview is not None and preview.preview is not None and preview.preview.icon_id:  # no icons in background mode
         box.template_icon(icon_value=preview.preview.icon_id, scale=8.0)
         box.label(text=f"Preview: the image '{PREVIEW_IMAGE}' (input | output | painting)")
+
+
+def draw_job_outcome(layout: bpy.types.UILayout, job: bpy.types.PropertyGroup) -> None:
+    """How a finished job ended: its error (up to 6 lines), or its closing message."""
+    if job.state == "FAILED":
+        for line in job.message.splitlines()[:6] or [""]:
+            layout.label(text=line, icon="ERROR")
+    elif job.state in ("DONE", "CANCELLED"):
+        layout.label(text=job.message, icon="CHECKMARK" if job.state == "DONE" else "INFO")
 
 
 def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
@@ -91,11 +96,7 @@ def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
     row.enabled = bool(scene.stylepass.model.strip()) and scene.camera is not None
     row.operator("stylepass.stylise", icon="RENDER_STILL")
     row.operator("stylepass.stylise_animation", icon="RENDER_ANIMATION")
-    if job.state == "FAILED":
-        for line in job.message.splitlines()[:6] or [""]:
-            layout.label(text=line, icon="ERROR")
-    elif job.state in ("DONE", "CANCELLED"):
-        layout.label(text=job.message, icon="CHECKMARK" if job.state == "DONE" else "INFO")
+    draw_job_outcome(layout, job)
     node = compositor_nodes.installed_node(scene)
     if node is not None:
         layout.prop(node.inputs["Strength"], "default_value", text=f"Strength ({node.node_tree.name})")

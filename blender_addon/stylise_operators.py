@@ -15,17 +15,13 @@ import bpy
 
 from . import compositor_nodes, stylise_job
 from .headless_protocol import JobCancelled, JobError
+from .modal_progress import begin_modal, end_modal, show_progress, update_progress
 
 TIMER_SECONDS = 0.05
 
 
 def job_status(context: bpy.types.Context) -> bpy.types.PropertyGroup:
     return context.window_manager.stylepass_job
-
-
-def _show(status: bpy.types.PropertyGroup, progress: stylise_job.Progress) -> None:
-    status.progress = min(progress.done / max(progress.total, 1), 1.0)
-    status.message = progress.message
 
 
 def frames_to_stylise(scene: bpy.types.Scene, animation: bool) -> list[int]:
@@ -63,7 +59,7 @@ class StyliseOperatorBase:
     def execute(self, context: bpy.types.Context) -> set[str]:
         status = job_status(context)
         try:
-            last = stylise_job.run_to_end(self._start(context), lambda p: _show(status, p),
+            last = stylise_job.run_to_end(self._start(context), lambda p: show_progress(status, p),
                                           lambda: status.cancel_requested)
         except JobCancelled:
             status.state, status.message = "CANCELLED", "cancelled; the compositor is unchanged"
@@ -79,11 +75,7 @@ class StyliseOperatorBase:
             self._steps = self._start(context)
         except (JobError, OSError) as exc:
             return self._fail(context, exc)
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(TIMER_SECONDS, window=context.window)
-        window_manager.progress_begin(0, 1000)
-        window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return begin_modal(self, context, TIMER_SECONDS)
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         status = job_status(context)
@@ -103,8 +95,8 @@ class StyliseOperatorBase:
         except (JobError, OSError) as exc:
             self._finish(context)
             return self._fail(context, exc)
-        _show(status, progress)
-        context.window_manager.progress_update(int(status.progress * 1000))
+        show_progress(status, progress)
+        update_progress(context, status)
         for area in context.screen.areas if context.screen else ():
             if area.type == "PROPERTIES":
                 area.tag_redraw()
@@ -113,9 +105,7 @@ class StyliseOperatorBase:
     def _finish(self, context: bpy.types.Context) -> None:
         if self._steps is not None:
             self._steps.close()
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
+        end_modal(self, context)
 
 
 class STYLEPASS_OT_stylise(StyliseOperatorBase, bpy.types.Operator):

@@ -21,6 +21,7 @@ import bpy
 
 from . import gbuffer_export, stylise_job
 from .headless_protocol import JobCancelled, JobError
+from .modal_progress import begin_modal, end_modal, show_progress, update_progress
 from .train_style_job import StyleFolders, TrainingProgress, TrainStyleJob, train_style_argv
 
 TIMER_SECONDS = 0.25
@@ -64,11 +65,6 @@ class PreviewImage:
         image.preview_ensure().reload()  # the panel's thumbnail
         self._stamp = stamp
         return image
-
-
-def _show(status: bpy.types.PropertyGroup, progress: TrainingProgress) -> None:
-    status.progress = min(progress.done / max(progress.total, 1), 1.0)
-    status.message = progress.message
 
 
 class STYLEPASS_OT_train_style(bpy.types.Operator):
@@ -139,7 +135,7 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
             for progress in self._start(context):
                 if status.cancel_requested and self._job is not None:
                     self._job.cancel()
-                _show(status, progress)
+                show_progress(status, progress)
                 assert self._preview is not None
                 self._preview.refresh()
                 time.sleep(POLL_SECONDS)
@@ -154,11 +150,7 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
             self._steps = self._start(context)
         except (JobError, OSError) as exc:
             return self._fail(context, exc)
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(TIMER_SECONDS, window=context.window)
-        window_manager.progress_begin(0, 1000)
-        window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return begin_modal(self, context, TIMER_SECONDS)
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         status = train_status(context)
@@ -179,8 +171,8 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
         except (JobError, OSError) as exc:
             self._finish(context)
             return self._fail(context, exc)
-        _show(status, progress)
-        context.window_manager.progress_update(int(status.progress * 1000))
+        show_progress(status, progress)
+        update_progress(context, status)
         if self._preview.refresh() is not None:
             for area in context.screen.areas if context.screen else ():
                 if area.type in ("PROPERTIES", "IMAGE_EDITOR"):
@@ -188,9 +180,7 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def _finish(self, context: bpy.types.Context) -> None:
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
+        end_modal(self, context)
 
 
 class STYLEPASS_OT_cancel_train_style(bpy.types.Operator):
