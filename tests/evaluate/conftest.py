@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.integration.conftest import blender  # noqa: F401 - the Blender versions under test
-from tests.stylise.conftest import TINY_RAD, write_model
+from tests.stylise.conftest import identity_model, rad_model  # noqa: F401 - the tiny RAD model dirs
 from tests.training.conftest import linear_to_srgb8, make_frame, restyle, write_test_gbuffer
 
 SHORT_NAMES = {"Diffuse Color": "DiffCol", "Material Index": "IndexMA"}  # Blender 4.5's layer names
@@ -83,15 +83,3 @@ def toon_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pairs.append({"frame": frame, "target": restyle(frame.beauty), "split": split, "scene": scene,
                       "suffix": suffix})
     return write_dataset(tmp_path_factory.mktemp("toon"), pairs, "toon")
-
-
-@pytest.fixture(scope="session")
-def rad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny RAD model dir whose output differs from its input."""
-    return write_model(tmp_path_factory.mktemp("models") / "rad", TINY_RAD)
-
-
-@pytest.fixture(scope="session")
-def identity_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny RAD model dir as initialised: output = input."""
-    return write_model(tmp_path_factory.mktemp("models") / "identity", TINY_RAD, identity=True)

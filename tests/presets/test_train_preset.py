@@ -19,6 +19,16 @@ STYLEPASS = Path(sys.executable).parent / "stylepass"
 ASSETS = REPO.parent / "shared" / "assets" / "gltf"
 
 
+def train_preset(presets: Path, steps: int) -> subprocess.CompletedProcess[str]:
+    """`build.py train-preset sketch` on 3 pairs at 32x32 in `presets`; asserts it succeeded."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "build.py"), "train-preset", "sketch", "--pairs", "3", "--steps", str(steps),
+         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets)],
+        cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done
+
+
 def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     presets = tmp_path / "presets"
     preset = presets / "sketch"
@@ -37,12 +47,8 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
         real = real.replace(shipped, small)
     (preset / "real_assets.toml").write_text(real)
 
-    done = subprocess.run(
-        [sys.executable, str(REPO / "build.py"), "train-preset", "sketch", "--pairs", "3", "--steps", "4",
-         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets)],
-        cwd=REPO, capture_output=True, text=True, timeout=240)
+    done = train_preset(presets, steps=4)
     output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
     for stage in ("[dataset]", "[training]", "[export]", "[real assets]", "[card]", "[thumbnail]"):
         assert stage in output, f"stage {stage} not reported:\n{output[-3000:]}"
 
@@ -77,11 +83,7 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     assert thumbnail.size[0] > 2 * thumbnail.size[1]  # input | output | target side by side
 
     # More steps, same settings: the dataset and the run resume (no new scenes, no restart).
-    more = subprocess.run(
-        [sys.executable, str(REPO / "build.py"), "train-preset", "sketch", "--pairs", "3", "--steps", "6",
-         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets)],
-        cwd=REPO, capture_output=True, text=True, timeout=240)
-    assert more.returncode == 0, (more.stdout + more.stderr)[-4000:]
+    more = train_preset(presets, steps=6)
     assert "resuming" in more.stdout and "afresh" not in more.stdout
     assert "6 steps" in (preset / "CARD.md").read_text()
 
@@ -89,10 +91,6 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     config = (preset / "train.toml").read_text()
     assert "lr_g = 0.0002" in config
     (preset / "train.toml").write_text(config.replace("lr_g = 0.0002", "lr_g = 0.0003"))
-    again = subprocess.run(
-        [sys.executable, str(REPO / "build.py"), "train-preset", "sketch", "--pairs", "3", "--steps", "6",
-         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets)],
-        cwd=REPO, capture_output=True, text=True, timeout=240)
-    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    again = train_preset(presets, steps=6)
     assert "training afresh on its datasets" in again.stdout and "resuming" not in again.stdout
     assert "0 pair(s) written, 3 already finished" in again.stdout + again.stderr
