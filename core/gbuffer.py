@@ -166,11 +166,13 @@ def _sanitise(name: str, array: np.ndarray, valid: np.ndarray, repaired: dict[st
 
 
 def _camera_space_normals(normal_world: np.ndarray, meta: dict[str, Any], valid: np.ndarray) -> np.ndarray:
-    rotation = np.asarray(meta["camera"]["world_to_camera"], dtype=np.float64)[:3, :3]
-    normal = np.einsum("ij,jhw->ihw", rotation, normal_world).astype(np.float32)
-    length = np.linalg.norm(normal, axis=0)
+    """World-space normals (3, H, W) to unit camera-space normals, 0 where invalid or degenerate."""
+    rotation = np.asarray(meta["camera"]["world_to_camera"], dtype=np.float32)[:3, :3]
+    normal = (rotation @ normal_world.reshape(3, -1)).reshape(normal_world.shape)
+    length = np.sqrt(np.einsum("chw,chw->hw", normal, normal))
     usable = valid & (length > 1e-6)
-    normal = np.where(usable, normal / np.maximum(length, 1e-12), 0.0).astype(np.float32)
+    normal /= np.where(usable, length, np.float32(1.0))
+    normal *= usable
     return normal
 
 
@@ -214,13 +216,13 @@ def read_gbuffer(exr_path: str | Path) -> GBufferFrame:
 
     clip_end = float(meta["camera"]["clip_end"])
     valid &= (depth > 0) & (depth < min(BACKGROUND_DEPTH, clip_end * FAR_FRACTION))
-    depth = np.where(valid, depth, 0.0).astype(np.float32)
-    material_id = np.where(valid, material_id, 0).astype(np.int32)
+    depth *= valid  # the arrays are this function's own copies (ExrChannels.layer stacks), so in place
+    material_id *= valid
     return GBufferFrame(
         path=exr_path,
         meta=meta,
-        beauty=np.maximum(beauty, 0.0),
-        albedo=np.clip(albedo, 0.0, 1.0),
+        beauty=np.maximum(beauty, 0.0, out=beauty),
+        albedo=np.clip(albedo, 0.0, 1.0, out=albedo),
         normal=_camera_space_normals(normal_world, meta, valid),
         depth=depth,
         valid=valid,

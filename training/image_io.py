@@ -23,7 +23,9 @@ def read_linear_exr(path: Path) -> np.ndarray:
     """Scene-linear RGB of an EXR as np.float32 (3, H, W), non-finite values set to 0."""
     import OpenEXR
 
-    with OpenEXR.File(str(path), separate_channels=True) as exr:
+    from stylepass.core.exr_file import exr_threads
+
+    with exr_threads(), OpenEXR.File(str(path), separate_channels=True) as exr:
         for part in exr.parts:
             channels = part.channels
             for prefix in ["", *sorted({name.rsplit(".", 1)[0] + "." for name in channels if "." in name})]:
