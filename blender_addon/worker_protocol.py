@@ -16,7 +16,8 @@ possibly preceded by ``{"id": n, "event": "progress", "done": k, "total": t}`` l
   -> ``{"ok": true, "model": {"name": str, "family": str, "passes": [...]}, "device": "cpu"}``
 - ``{"id": n, "cmd": "stylise", "input": EXR, "output": EXR, "preview": PNG|null}``: one
   exported frame in, a stylised scene-linear half-float EXR (and an sRGB preview) out,
-  written atomically -> ``{"ok": true, "output": EXR, "seconds": float}``
+  written atomically -> ``{"ok": true, "output": EXR, "seconds": float, "timings": {"read": s,
+  "stylise": s, "write": s}}`` (seconds in all; ``stylise``: to the device, the model and back)
 - ``{"id": n, "cmd": "shutdown"}`` -> ``{"ok": true}``, then the worker exits.
 
 Anything the worker prints that is not such a line (warnings, tracebacks) goes to stderr.

@@ -39,6 +39,7 @@ from stylepass.blender_addon.atomic_files import append_jsonl, commit, partials_
 from stylepass.blender_addon.worker_protocol import BAD_INPUT_KINDS, ERROR_KINDS
 
 from .atomic_image import save_png_atomic
+from .exr_file import write_exr
 from .gbuffer import GBufferError, GBufferFrame, MissingPassError, exported_frames, read_gbuffer, read_sidecar, sidecar_path
 from .models.config import ConfigError, ModelConfig
 from .models.inference import resolve_device, stylise_frame
@@ -178,6 +179,24 @@ class _CountingModel(nn.Module):
         return out
 
 
+@dataclass(frozen=True)
+class FrameTimings:
+    """Wall-clock seconds of the phases of :meth:`Styliser.stylise_file` for one frame."""
+
+    read_s: float  # the export EXR and sidecar to arrays
+    stylise_s: float  # arrays to model tensors on the device, the model, the result back as an array
+    write_s: float  # the stylised EXR and the preview PNG, atomically
+
+    @property
+    def total_s(self) -> float:
+        """All three phases."""
+        return self.read_s + self.stylise_s + self.write_s
+
+    def as_reply(self) -> dict[str, float]:
+        """``{"read", "stylise", "write"}`` in seconds, rounded to the millisecond (worker replies)."""
+        return {"read": round(self.read_s, 3), "stylise": round(self.stylise_s, 3), "write": round(self.write_s, 3)}
+
+
 @dataclass
 class Styliser:
     """A loaded model and how to run it.
@@ -272,17 +291,19 @@ class Styliser:
                              self.context)
 
     def stylise_file(self, source: Path, output: Path, preview: Path | None,
-                     on_tile: TileCallback | None = None, on_note: NoteCallback | None = None) -> float:
+                     on_tile: TileCallback | None = None, on_note: NoteCallback | None = None) -> FrameTimings:
         """Read an export EXR (+ sidecar), stylise it, write `output` (EXR) and `preview` (PNG).
 
-        Returns the seconds it took. Raises StyliseError: ``bad_input`` (the frame cannot be
-        read), ``missing_passes``, ``out_of_memory``; OSError when an output cannot be written.
+        Returns how long each phase took. Raises StyliseError: ``bad_input`` (the frame cannot
+        be read), ``missing_passes``, ``out_of_memory``; OSError when an output cannot be written.
         """
         start = time.perf_counter()
         frame = read_frame(source)
-        rgb = self.stylise(frame, on_tile, on_note)
+        read = time.perf_counter()
+        rgb = self.stylise(frame, on_tile, on_note)  # ends with the copy back to the host: synchronised
+        stylised = time.perf_counter()
         write_stylised(rgb, Path(output), None if preview is None else Path(preview))
-        return time.perf_counter() - start
+        return FrameTimings(read - start, stylised - read, time.perf_counter() - stylised)
 
 
 def load_styliser(model_dir: str | Path, device: str = "auto", tile: int | None = None,
@@ -320,11 +341,9 @@ def write_exr_atomic(path: Path, rgb: np.ndarray) -> None:
     """Write scene-linear RGB (3, H, W) as a single-part half-float EXR (channels R, G, B, ZIP)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     half = np.clip(rgb, 0.0, np.finfo(np.float16).max).astype(np.float16)
-    channels = {name: np.ascontiguousarray(half[index]) for index, name in enumerate("RGB")}
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     temp = temp_path_for(path)
     try:
-        OpenEXR.File(header, channels).write(str(temp))
+        write_exr(temp, {name: half[index] for index, name in enumerate("RGB")})
         commit(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -432,10 +451,10 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
         else:
             for leftover in partials_of(job.output) + partials_of(job.preview):  # from a killed run
                 leftover.unlink(missing_ok=True)
-            seconds = styliser.stylise_file(job.source, job.output, job.preview, on_tile, on_note)
+            timings = styliser.stylise_file(job.source, job.output, job.preview, on_tile, on_note)
             append_jsonl(manifest, {"source": str(job.source.resolve()), "exr": job.output.name,
                                     "png": job.preview.name, "model": styliser.model_id,
-                                    "seconds": round(seconds, 3)})
+                                    "seconds": round(timings.total_s, 3)})
             summary.stylised.append(job)
             status = "stylised"
         if on_frame is not None:

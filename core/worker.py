@@ -134,13 +134,13 @@ class Worker:
             self.send({"id": request_id, "event": "progress", "done": done, "total": total})
 
         try:
-            seconds = self.styliser.stylise_file(source, output, preview, on_tile,
+            timings = self.styliser.stylise_file(source, output, preview, on_tile,
                                                  lambda note: print(note, file=sys.stderr, flush=True))
         except BrokenPipeError:
             raise
         except OSError as error:
             raise RequestError(f"cannot write {output}: {error}", "failed") from None
-        return {"output": output, "seconds": round(seconds, 3)}
+        return {"output": output, "seconds": round(timings.total_s, 3), "timings": timings.as_reply()}
 
     def _unload(self) -> None:
         if self.styliser is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 import stylepass.blender_addon
@@ -79,7 +80,9 @@ def test_worker_serves_a_session(tmp_path):
         for index, frame in enumerate(frames):  # the worker goes on after a failed request
             output, preview = tmp_path / "out" / f"s{index}.exr", tmp_path / "out" / f"s{index}.png"
             progress, reply = worker.request("stylise", input=str(frame), output=str(output), preview=str(preview))
-            assert reply["ok"] and reply["output"] == str(output) and reply["seconds"] >= 0
+            assert reply["ok"] and reply["output"] == str(output)
+            assert set(reply["timings"]) == {"read", "stylise", "write"} and min(reply["timings"].values()) >= 0
+            assert reply["seconds"] == pytest.approx(sum(reply["timings"].values()), abs=0.002)
             # 96 x 128 in 64 px tiles overlapping by 32: 2 x 3 tiles
             assert [(p["done"], p["total"]) for p in progress] == [(done, 6) for done in range(1, 7)]
             rgb = np.stack([read_exr(output).channels[c].astype(np.float32) for c in "RGB"])
