@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -36,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import OpenEXR
 import torch
 from torch import nn
 
 from stylepass.blender_addon.export_format import pass_spec
+from stylepass.core.exr_file import write_exr
 from stylepass.core.models.config import ModelConfig, RADConfig, UNetConfig, build_generator
 from stylepass.core.models.inference import predict
 from stylepass.core.models.inputs import gbuffer_channels
@@ -50,11 +51,13 @@ from stylepass.core.stylise import AUTO_TILE, PRESET_MODEL_FOLDER, TILE_CONTEXT,
 from .bench_baselines import (
     EPE_LAYOUT,
     EPE_PUBLISHED_PARAMETERS,
+    EPE_PUBLISHED_TFLOP_960x540,
     UNET_256_PARAMETERS,
     ReferencePatchGAN,
     ReferenceUNet,
     parameter_count,
 )
+from .bench_flops import frame_tflop, meta_model
 from .bench_timing import call_times_ms, median_ms, peak_memory, synthetic_batch, training_step, training_step_ms
 from .config import TrainConfig, load_config
 
@@ -67,6 +70,7 @@ GB = 1e9
 EPE_BASELINE = "baseline:epe_layout"
 UNET_BASELINE = "baseline:reference_unet_256"
 TRAIN_BASELINE = "baseline:reference_pix2pix"
+HALF_FLOAT_PASSES = ("beauty", "albedo")  # Blender writes colour passes as half float
 Log = Callable[[str], None]
 
 
@@ -248,15 +252,19 @@ def all_candidates(root: Path) -> tuple[list[Candidate], list[str]]:
 
 
 def baselines_summary() -> dict[str, Any]:
-    """Parameter counts of the baselines against the published ones, and their configs."""
+    """Parameter counts of the baselines against the published ones, their configs, and the EPE
+    layout's TFLOP per 960x540 frame against the published figure."""
     with torch.device("meta"):
-        epe = parameter_count(build_generator(EPE_LAYOUT))
+        epe_model = build_generator(EPE_LAYOUT).eval()
+        epe = parameter_count(epe_model)
         unet = parameter_count(ReferenceUNet())
         patchgan = parameter_count(ReferencePatchGAN())
     return {
         EPE_BASELINE: {
             "what": "our RAD generator in the published layout of the official EPE generator (Richter et al. 2021)",
             "parameters": epe, "published_parameters": EPE_PUBLISHED_PARAMETERS,
+            "tflop_960x540": frame_tflop(epe_model, gbuffer_channels(EPE_LAYOUT.gbuffer_passes), (540, 960)),
+            "published_tflop_960x540": EPE_PUBLISHED_TFLOP_960x540,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(EPE_LAYOUT).items()},
         },
         UNET_BASELINE: {
@@ -315,10 +323,12 @@ def measure_inference(candidate: Candidate, settings: Settings, log: Log) -> lis
     runner: nn.Module = torch.compile(model, dynamic=False) if compiled else model  # type: ignore[assignment]
     baseline = candidate.role == "baseline"
     repeats = settings.baseline_repeats if baseline else settings.repeats
+    counted = meta_model(candidate.build)
     rows = []
     for size in settings.baseline_sizes if baseline else settings.sizes:
+        tflop = frame_tflop(counted, candidate.gbuffer_count, size)
         entry = {"model": candidate.name, "role": candidate.role, "family": candidate.family,
-                 "parameters": parameters, "size": size_label(size), "compiled": compiled}
+                 "parameters": parameters, "size": size_label(size), "compiled": compiled, "tflop_per_frame": tflop}
         if device.type == "cpu" and not settings.quick:
             estimate = cpu_estimate_s(candidate, model, size)
             if estimate > CPU_BUDGET_S:
@@ -337,7 +347,7 @@ def measure_inference(candidate: Candidate, settings: Settings, log: Log) -> lis
             inputs = {}
         candidate.seconds_per_pixel = ms / 1000.0 / padded_pixels(size, candidate.multiple)
         rows.append({**entry, "ms_per_frame": ms, "frames_per_s": 1000.0 / ms, "peak_memory_mib": memory["peak_mib"],
-                     "repeats": repeats})
+                     "achieved_tflop_per_s": tflop / (ms / 1000.0), "repeats": repeats})
         log(f"{candidate.name} {size_label(size)}: {ms:.2f} ms per frame")
     return rows
 
@@ -439,7 +449,9 @@ def write_synthetic_export(path: Path, height: int, width: int, seed: int = 0) -
     """Write a smooth random frame as a Blender 5.x-style G-buffer export (EXR + sidecar JSON).
 
     Passes: beauty (HDR, up to ~2), albedo, normal (camera facing), depth, material index
-    (12 materials in vertical bands) and motion; the camera is the identity. Returns `path`.
+    (12 materials in vertical bands) and motion; the camera is the identity. Like Blender's
+    export: one ZIP-compressed part, colour passes half float, data passes full float.
+    Returns `path`.
     """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -459,10 +471,10 @@ def write_synthetic_export(path: Path, height: int, width: int, seed: int = 0) -
     channels = {}
     for name, data in layers.items():
         spec = pass_spec(name)
+        dtype = np.float16 if name in HALF_FLOAT_PASSES else np.float32
         for index, channel in enumerate(spec.channels):
-            channels[f"ViewLayer.{spec.channel_layers[0]}.{channel}"] = np.ascontiguousarray(data[index], np.float32)
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    OpenEXR.File(header, channels).write(str(path))
+            channels[f"ViewLayer.{spec.channel_layers[0]}.{channel}"] = data[index].astype(dtype)
+    write_exr(path, channels)
     sidecar = {"schema_version": 1, "exr": path.name, "view_layer": "ViewLayer", "resolution": [width, height],
                "camera": {"world_to_camera": np.eye(4).tolist(), "clip_end": 1000.0}, "materials": []}
     path.with_suffix(".json").write_text(json.dumps(sidecar))
@@ -472,7 +484,14 @@ def write_synthetic_export(path: Path, height: int, width: int, seed: int = 0) -
 def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]], settings: Settings,
                    log: Log) -> list[dict[str, Any]]:
     """Each preset's worker on one exported frame per size: load, then stylise requests timed
-    wall-clock; ``model_ms`` is the worker's own model on tensors already on the device."""
+    wall-clock; ``model_ms`` is the worker's own model on tensors already on the device.
+
+    Where the time goes: ``phase_read_ms``, ``phase_stylise_ms`` and ``phase_write_ms`` are the
+    worker's own timings of its requests (medians; :class:`~stylepass.core.stylise.FrameTimings`),
+    and ``transfer_and_prepare_ms`` is the stylise phase beyond the model (tone map, G-buffer
+    stacking, host-device copies, the inverse tone map); ``read_gbuffer_ms`` and ``write_exr_ms``
+    time the reader and writer alone.
+    """
     from stylepass.core.gbuffer import read_gbuffer
     from stylepass.core.stylise import write_exr_atomic
     from stylepass.core.worker import Worker
@@ -498,16 +517,21 @@ def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]],
                 output = folder / f"stylised_{candidate.name.split(':')[1]}.exr"
                 request = json.dumps({"id": 2, "cmd": "stylise", "input": str(frame_path), "output": str(output)})
 
+                phases: list[dict[str, float]] = []
+
                 def stylise() -> None:
                     replies.clear()
                     worker.handle(request)
                     if not replies[-1].get("ok"):
                         raise RuntimeError(f"the worker failed on {frame_path}: {replies[-1]}")
+                    phases.append(replies[-1]["timings"])
 
                 try:
                     total = median_wall_ms(stylise, settings.worker_repeats)
+                    in_request = {f"phase_{name}_ms": 1000.0 * statistics.median(p[name] for p in phases[1:])
+                                  for name in ("read", "stylise", "write")}
                     read = median_wall_ms(lambda: read_gbuffer(frame_path), settings.worker_repeats)
-                    rgb = np.zeros((3, *size), np.float32)
+                    rgb = read_gbuffer(frame_path).beauty  # compresses like a smooth stylised frame
                     write = median_wall_ms(lambda: write_exr_atomic(folder / "write_only.exr", rgb),
                                            settings.worker_repeats)
                     model = worker.styliser.model
@@ -520,7 +544,8 @@ def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]],
                 finally:
                     worker.handle(json.dumps({"id": 3, "cmd": "shutdown"}))
                 rows.append({**entry, "total_ms": total, "model_ms": model_ms, "beyond_model_ms": total - model_ms,
-                             "read_gbuffer_ms": read, "write_exr_ms": write})
+                             "read_gbuffer_ms": read, "write_exr_ms": write, **in_request,
+                             "transfer_and_prepare_ms": in_request["phase_stylise_ms"] - model_ms})
                 log(f"worker {candidate.name} {size_label(size)}: {total:.1f} ms end to end, "
                     f"{total - model_ms:.1f} ms beyond the model")
     return rows
@@ -543,13 +568,17 @@ def _figure(rows: list[dict[str, Any]], model: str, size: str, key: str) -> floa
 
 
 def ratios(inference: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Speed-up of each preset and family over its family's baseline, per size."""
+    """Speed-up of each preset and family over its family's baseline, per size, and how many
+    times fewer FLOPs it computes (``flop_ratio``, also where a time was skipped)."""
     rows = []
     for row in inference:
         if row["role"] == "baseline":
             continue
         baseline = EPE_BASELINE if row["family"] == "rad" else UNET_BASELINE
         entry = {"model": row["model"], "baseline": baseline, "size": row["size"]}
+        base_tflop = _figure(inference, baseline, row["size"], "tflop_per_frame")
+        if base_tflop is not None:
+            entry["flop_ratio"] = base_tflop / row["tflop_per_frame"]
         base_ms = _figure(inference, baseline, row["size"], "ms_per_frame")
         if "ms_per_frame" not in row or base_ms is None:
             rows.append({**entry, "skipped": "one of the two was not measured at this size"})

@@ -15,8 +15,16 @@ from stylepass.core.cli import main
 from stylepass.core.models.config import RADConfig, build_generator, model_config_from_dict
 from stylepass.core.stylise import presets_dir
 from stylepass.training import bench_command
-from stylepass.training.bench import EPE_BASELINE, TARGETS, TRAIN_BASELINE, UNET_BASELINE, evaluate_targets
+from stylepass.training.bench import (
+    EPE_BASELINE,
+    TARGETS,
+    TRAIN_BASELINE,
+    UNET_BASELINE,
+    baselines_summary,
+    evaluate_targets,
+)
 from stylepass.training.bench_baselines import EPE_PUBLISHED_PARAMETERS, UNET_256_PARAMETERS, ReferenceUNet
+from stylepass.training.bench_flops import frame_tflop, meta_model
 
 torch.set_num_threads(1)
 
@@ -48,7 +56,9 @@ def test_quick_report_has_every_model_with_finite_figures(report: dict[str, Any]
     assert presets | {"family:unet", "family:rad", EPE_BASELINE, UNET_BASELINE} <= models
     for row in measured(report["inference"]):
         assert positive(row["ms_per_frame"]) and positive(row["frames_per_s"]) and row["parameters"] > 0
+        assert math.isclose(row["achieved_tflop_per_s"], row["tflop_per_frame"] / (row["ms_per_frame"] / 1000))
         assert row["peak_memory_mib"] is None  # CPU
+    assert all(positive(row["tflop_per_frame"]) for row in report["inference"])  # counted even when skipped
     training = {row["model"]: row for row in measured(report["training"])}
     assert TRAIN_BASELINE in training and training[TRAIN_BASELINE]["dtype"] == "float32"
     assert all(positive(row["steps_per_s"]) for row in training.values())
@@ -57,8 +67,12 @@ def test_quick_report_has_every_model_with_finite_figures(report: dict[str, Any]
     for row in worker:
         assert positive(row["total_ms"]) and positive(row["model_ms"]) and positive(row["read_gbuffer_ms"])
         assert math.isclose(row["beyond_model_ms"], row["total_ms"] - row["model_ms"])
+        phases = [row[f"phase_{name}_ms"] for name in ("read", "stylise", "write")]
+        assert all(positive(ms) for ms in phases) and sum(phases) <= row["total_ms"] * 1.5
+        assert math.isclose(row["transfer_and_prepare_ms"], row["phase_stylise_ms"] - row["model_ms"])
     speedups = measured(report["ratios"])
     assert speedups and all(positive(row["speedup"]) for row in speedups)
+    assert all(positive(row["flop_ratio"]) for row in speedups)  # where both were timed, both were counted
     assert {row["baseline"] for row in speedups} == {EPE_BASELINE, UNET_BASELINE}
     # 8K tiling is a GPU measurement: on the CPU it is skipped with the reason
     assert all("--device cuda" in row["skipped"] for row in report["tiled_8k"])
@@ -175,3 +189,22 @@ def test_an_output_that_cannot_be_written_exits_3(tmp_path: Path, monkeypatch: p
     assert main(["bench", "--quick", "--device", "cpu", "--out", str(tmp_path / "b.json")]) == 3
     assert "cannot be written" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
+
+
+def test_flops_are_counted_like_a_hand_count() -> None:
+    class OneConv(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3 + 2, 8, 3, padding=1)
+
+        def forward(self, image, gbuffers, material_id):
+            return self.conv(torch.cat([image, gbuffers], 1))
+
+    # 2 FLOPs per multiply-add: 2 * outputs (8 * 30 * 50) * inputs per output (5 * 3 * 3)
+    assert frame_tflop(meta_model(OneConv), 2, (30, 50)) * 1e12 == 2 * 8 * 30 * 50 * 5 * 9
+
+
+def test_the_epe_layout_baseline_costs_what_the_official_generator_is_said_to() -> None:
+    epe = baselines_summary()[EPE_BASELINE]
+    # the performance issue quotes about 22 TFLOP per 960x540 frame for the official generator
+    assert epe["tflop_960x540"] == pytest.approx(epe["published_tflop_960x540"], rel=0.1)
