@@ -70,7 +70,7 @@ def bin_python(env: Path) -> Path:
 def find_python(version: str) -> Path:
     """A Python interpreter of ``version`` ("3.11"): this one, one on PATH, or a pyenv one."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
-        return Path(sys.executable)
+        return base_python()
     candidates = [shutil.which(f"python{version}")]
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     candidates += sorted(glob.glob(str(pyenv / f"{version}.*" / "bin" / "python")), reverse=True)
@@ -104,6 +104,12 @@ def mark_ready(env: Path, stamp: str) -> None:
     (env / READY_MARKER).write_text(json.dumps({"stamp": stamp}) + "\n")
 
 
+def base_python() -> Path:
+    """The interpreter running this script, or the one its virtual environment was made from (a
+    venv rebuilt by its own Python would delete the interpreter that is rebuilding it)."""
+    return Path(getattr(sys, "_base_executable", None) or sys.executable)
+
+
 def make_venv(env: Path, python: Path) -> None:
     if env.exists():
         shutil.rmtree(env)
@@ -117,7 +123,7 @@ def setup_core_env() -> None:
     stamp = fingerprint((ROOT / "pyproject.toml").read_text(), TORCH_REQUIREMENT, sys.version)
     if is_ready(VENV, stamp):
         return
-    make_venv(VENV, Path(sys.executable))
+    make_venv(VENV, base_python())
     say(f"installing {TORCH_REQUIREMENT} (set STYLEPASS_TORCH to choose another build)")
     run([bin_python(VENV), "-m", "pip", "install", "-q", TORCH_REQUIREMENT])
     say("installing stylepass (editable), test tools and the ONNX export extra")
