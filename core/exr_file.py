@@ -7,7 +7,7 @@ Threads. OpenEXR (de)compresses a file's line blocks on its global thread pool, 
 unless asked for. :func:`exr_threads` turns it on around each read and write and off again
 after, because a pool left running is inherited dead by processes forked later (a training
 DataLoader's workers) and their next EXR read would wait on it forever. Turning it on and off
-costs well under a millisecond; a 1920x1080 G-buffer export reads about 1.8x faster on two
+costs well under a millisecond; a 1920x1080 G-buffer export decodes about 1.7x faster on two
 cores (more with more cores).
 """
 
