@@ -78,6 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
     from stylepass.core.models.inference import resolve_device
 
     from .config import load_config
+    from .run_log import read_metrics, throughput_summary
     from .trainer import RESOLVED_CONFIG, NonFiniteLossError, train
 
     requested = args.device
@@ -105,6 +106,12 @@ def run_train(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     metrics = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in result.validation.items())
     print(f"step {result.step} in {elapsed:.1f} s; checkpoint {result.checkpoint}" + (f"; val {metrics}" if metrics else ""))
+    speed = throughput_summary(read_metrics(args.out))
+    if "steps_per_s" in speed:
+        memory = f", peak GPU memory {speed['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in speed else ""
+        intervals = int(speed["log_intervals"])
+        print(f"throughput: {speed['steps_per_s']:.3g} steps/s (median of {intervals} log "
+              f"interval{'s' if intervals != 1 else ''}){memory}")
     if result.interrupted:
         print(f"interrupted: resume with --resume --out {args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED

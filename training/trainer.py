@@ -20,6 +20,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,7 +38,7 @@ from .distributed import DistContext, all_ranks_true, barrier, init_distributed,
 from .metrics import image_tiles, kernel_inception_distance, psnr, ssim
 from .paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
 from .perceptual import LPIPS, VGGPooledFeatures
-from .run_log import RunLogger
+from .run_log import RunLogger, StepTimer
 from .sampling import StepBatchSampler
 from .step import Batch, GeneratorLosses, TrainingStep
 from .unpaired_dataset import TargetPatchIndex, UnpairedDataset
@@ -213,6 +214,19 @@ def validate(
     return metrics, panels
 
 
+def _stop_loader_workers(batches: Iterator[Any]) -> None:
+    """Stop a DataLoader iterator's worker processes now.
+
+    After an error (a bad frame raised in a worker), the exception's traceback holds the iterator
+    in a reference cycle until the garbage collector runs; at interpreter exit, multiprocessing
+    then waits forever for the still-running workers and the command never returns. PyTorch has
+    no public call for this: ``_shutdown_workers`` is what the iterator's own ``__del__`` calls.
+    """
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def train(
     config: TrainConfig,
     data_dir: Path,
@@ -347,9 +361,11 @@ def _train(
     running_count = 0
     step = start_step
     interrupted = False
+    timer = StepTimer(device)
+    batches = iter(loader)
     try:
         generator.train()
-        for batch in loader:
+        for batch in batches:
             step += 1
             batch = _to_device(batch, device)
             for name, optimizer in optimizers.items():
@@ -360,26 +376,31 @@ def _train(
             for name, value in logged.items():
                 running[name] = running.get(name, 0.0) + float(value)
             running_count += 1
+            timer.step()
             progress.update(1)
             if step % tcfg.log_every == 0 or step == tcfg.steps:
                 means = {k: v / running_count for k, v in running.items()}
                 means["lr/generator"] = optimizers["generator"].param_groups[0]["lr"]
+                means.update(timer.read())
                 if logger is not None:
                     logger.scalars(step, means)
                 progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in means.items() if k.startswith("loss/")})
                 running, running_count = {}, 0
             if tcfg.val_every and step % tcfg.val_every == 0 and step != tcfg.steps:
-                validation = run_validation(step)
+                with timer.paused():
+                    validation = run_validation(step)
             if not all_ranks_true(not stop.requested, ctx, device):  # any rank got Ctrl-C
                 interrupted = True
                 break
             if step % tcfg.checkpoint_every == 0 and step != tcfg.steps:
-                checkpoint_now(step)
+                with timer.paused():
+                    checkpoint_now(step)
         if step > start_step or not resume:
             checkpoint_now(step)
         if not interrupted and step == tcfg.steps:
             validation = run_validation(step)
     finally:
+        _stop_loader_workers(batches)
         progress.close()
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)

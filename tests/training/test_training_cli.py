@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,7 +56,8 @@ def test_train_then_export_a_deployable_model(cli_env, tmp_path: Path, capsys: p
     config, data = cli_env
     run, model_dir = tmp_path / "run", tmp_path / "model"
     assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "5") == EXIT_OK
-    assert "step 5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "step 5" in out and "steps/s (median of 1 log interval)" in out and "GPU memory" not in out
     assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "8", "--resume") == EXIT_OK
     assert latest_checkpoint(run).name == "step-00000008"
     assert run_cli("export-model", str(run), "--out", str(model_dir)) == EXIT_OK
@@ -108,3 +112,16 @@ def test_registering_the_subcommands_does_not_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_an_error_in_a_data_loader_worker_ends_the_command(cli_env, tmp_path: Path) -> None:
+    # the worker's exception kept the loader (and its worker process) alive through interpreter
+    # exit, where multiprocessing waited for it forever: the command printed the error and hung
+    config, data = cli_env
+    too_big = tmp_path / "crop.toml"
+    too_big.write_text(CONFIG.replace("crop_size = 32", "crop_size = 64").replace("num_workers = 0", "num_workers = 1"))
+    done = subprocess.run([sys.executable, "-m", "stylepass.core.cli", "train", str(too_big), "--data", str(data),
+                           "--out", str(tmp_path / "run"), "--device", "cpu", "--steps", "2"],
+                          capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == EXIT_BAD_INPUT, done.stderr[-2000:]
+    assert "smaller than the crop size 64; lower train.crop_size" in done.stderr

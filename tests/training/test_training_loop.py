@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from safetensors.torch import load_file
 
 from stylepass.training.checkpoint import latest_checkpoint
 from stylepass.training.config import TrainConfig, config_from_dict
-from stylepass.training.run_log import read_metrics
+from stylepass.training.run_log import StepTimer, read_metrics
 from stylepass.training.trainer import NonFiniteLossError, train
 
 MODELS = {
@@ -66,6 +67,9 @@ def test_training_lowers_loss_and_raises_validation_psnr(family: str, paired_dat
     assert sum(l1[-2:]) < 0.8 * sum(l1[:2]), l1
     assert val_psnr[-1][1] > val_psnr[0][1] + 2.0, val_psnr
     assert result.validation["val/psnr"] == val_psnr[-1][1] and 0 < result.validation["val/ssim"] <= 1
+    throughput = [r["perf/steps_per_s"] for r in records if "loss/l1" in r]
+    assert len(throughput) == len(l1) and all(0 < rate < 1e4 for rate in throughput)
+    assert not any("perf/peak_memory_mib" in r for r in records)  # CUDA only
     assert "[model]" in (run / "config.toml").read_text()
     assert any((run / "tensorboard").iterdir())
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest.json", "step-00000030", "step-00000040"]
@@ -187,3 +191,17 @@ def test_bf16_autocast_training_path(paired_dataset: Path, gbuffer_reader, tmp_p
         assert result.step == 3 and math.isfinite(result.validation["val/psnr"])
         weights = load_file(result.checkpoint / "generator.safetensors")
         assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
+
+
+def test_the_step_timer_leaves_paused_time_out() -> None:
+    timer = StepTimer(CPU)
+    timer.step()
+    timer.step()
+    with timer.paused():
+        time.sleep(0.3)  # validation or a checkpoint: not training time
+    assert timer.read()["perf/steps_per_s"] > 20
+    timer.step()
+    timer.step()
+    time.sleep(0.3)  # counted: a slow step
+    assert timer.read()["perf/steps_per_s"] < 2 / 0.3 + 0.1
+    assert timer.read() == {}  # no step since the last read
