@@ -98,7 +98,7 @@ def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
     return np.round(srgb * 255.0).astype(np.uint8).transpose(1, 2, 0)
 
 
-def build_dataset(root: Path, seed: int = 0) -> Path:
+def build_dataset(root: Path, seed: int = 0, height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH) -> Path:
     """Write the synthetic paired dataset to `root` (train targets PNG, val targets EXR)."""
     rng = np.random.default_rng(seed)
     (root / "frames").mkdir(parents=True)
@@ -106,7 +106,7 @@ def build_dataset(root: Path, seed: int = 0) -> Path:
     lines = []
     for index in range(TRAIN_FRAMES + VAL_FRAMES):
         split = "train" if index < TRAIN_FRAMES else "val"
-        frame = make_frame(rng)
+        frame = make_frame(rng, height, width)
         write_test_gbuffer(root / "frames" / f"{index:04d}.exr", frame)
         target = restyle(frame.beauty)
         if split == "train":
