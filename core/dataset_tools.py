@@ -17,6 +17,9 @@ from .atomic_image import save_png_atomic
 from .gbuffer import read_gbuffer, sidecar_path
 
 
+EVALUATIONS_FOLDER = "evaluation"  # `stylepass evaluate` writes DATASET/evaluation/<model>/ by default
+
+
 class DatasetError(RuntimeError):
     """A dataset folder is missing, damaged, or does not match the others."""
 
@@ -112,17 +115,22 @@ class DatasetSummary:
     val: int
     scenes: int
     resolutions: list[tuple[int, int]]
-    bytes_on_disk: int
+    bytes_on_disk: int  # the dataset's own files (evaluations left out)
     recipe: dict
+    evaluation_bytes: int = 0  # what `stylepass evaluate` wrote into DATASET/evaluation/
 
     def lines(self) -> list[str]:
         size = ", ".join(f"{w}x{h}" for w, h in self.resolutions) or "none"
-        return [
+        lines = [
             f"pairs: {self.pairs} ({self.train} train, {self.val} validation) from {self.scenes} scene(s)",
             f"target: {self.recipe.get('target', {}).get('kind', '?')}, input engine: "
             f"{self.recipe.get('input', {}).get('engine', '?')}, resolution: {size}",
             f"on disk: {self.bytes_on_disk / 2**20:.1f} MiB",
         ]
+        if self.evaluation_bytes:
+            lines.append(f"evaluations: {self.evaluation_bytes / 2**20:.1f} MiB in {EVALUATIONS_FOLDER}/ "
+                         "(stylepass evaluate's reports, not counted above)")
+        return lines
 
 
 def summarise(dataset: Path) -> DatasetSummary:
@@ -136,9 +144,16 @@ def summarise(dataset: Path) -> DatasetSummary:
         val=sum(r["split"] == "val" for r in rows),
         scenes=len({r["scene"] for r in rows}),
         resolutions=[(int(w), int(h)) for w, h in resolutions],
-        bytes_on_disk=sum(p.stat().st_size for p in dataset.rglob("*") if p.is_file()),
+        bytes_on_disk=_bytes_in(dataset, skip=dataset / EVALUATIONS_FOLDER),
         recipe=_identity(dataset).get("recipe", {}),
+        evaluation_bytes=_bytes_in(dataset / EVALUATIONS_FOLDER),
     )
+
+
+def _bytes_in(folder: Path, skip: Path | None = None) -> int:
+    """Bytes of the files below `folder`, those below `skip` left out."""
+    return sum(path.stat().st_size for path in folder.rglob("*")
+               if path.is_file() and (skip is None or not path.is_relative_to(skip)))
 
 
 SHEET_COLUMNS = ("input", "albedo", "normal", "depth", "material id", "target")

@@ -14,6 +14,7 @@ from rich.table import Table
 from stylepass.blender_addon.atomic_files import write_json_atomic
 from stylepass.blender_addon.headless_protocol import ExitCode
 
+from ..dataset_tools import EVALUATIONS_FOLDER
 from .blender_job import make_console, print_error, run_blender_job
 from .interrupts import sigterm_as_ctrl_c
 from .export_command import add_blender_arguments
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 REPORT_NAME = "report.json"
 SHEET_NAME = "sheet.png"
 DENOISE_DIR = "denoise"
-EVALUATION_DIR = "evaluation"  # default output: DATASET/evaluation/<model name>/
 
 EPILOG = """outputs (in --out, default DATASET/evaluation/<model name>/):
   report.json        model id (weights digest), dataset and its identity, split, device, torch
@@ -136,7 +136,7 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     kind = evaluate.target_kind(identity)
     model_dir, name = resolve_model(args.model)
     styliser = load_styliser(model_dir, args.device, name=name)
-    out = Path(args.out) if args.out else dataset / EVALUATION_DIR / name
+    out = Path(args.out) if args.out else dataset / EVALUATIONS_FOLDER / name
     denoise = args.denoise if args.denoise is not None else kind == "enhance"
     console.print(f"model {styliser.name} ({styliser.config.family}) on {styliser.device}; {len(pairs)} pair(s) of "
                   f"split {args.split!r} of {dataset} (target: {kind or 'unknown'})"
