@@ -15,8 +15,8 @@ from stylepass.blender_addon.atomic_files import write_json_atomic
 from stylepass.blender_addon.headless_protocol import ExitCode
 
 from ..dataset_tools import EVALUATIONS_FOLDER
-from .blender_job import make_console, print_error, run_blender_job
-from .interrupts import sigterm_as_ctrl_c
+from .blender_job import make_console, run_blender_job
+from .interrupts import run_model_command
 from .export_command import add_blender_arguments
 
 if TYPE_CHECKING:
@@ -84,25 +84,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Check the inputs, load the model, run the Denoise baseline, compute and write the figures."""
     console = make_console()
     # torch loads here, not when the CLI starts.
-    from stylepass.core.stylise import StyliseError
     from stylepass.training.image_io import ImageReadError
     from stylepass.training.paired_dataset import DatasetError
 
-    try:
-        with sigterm_as_ctrl_c():  # a farm's SIGTERM cancels like Ctrl-C
-            return _evaluate(args, console)
-    except (DatasetError, ImageReadError) as error:  # EvaluationError is a DatasetError
-        print_error(console, str(error))
-        return ExitCode.BAD_INPUT
-    except StyliseError as error:
-        print_error(console, str(error))
-        return ExitCode.BAD_INPUT if error.is_bad_input else ExitCode.FAILED
-    except OSError as error:
-        print_error(console, f"cannot write the evaluation: {error}")
-        return ExitCode.OUTPUT_UNWRITABLE
-    except KeyboardInterrupt:
-        console.print("[yellow]cancelled[/]: run the same command again (denoised frames are kept)")
-        return ExitCode.CANCELLED
+    return run_model_command(console, lambda: _evaluate(args, console), cannot_write="cannot write the evaluation",
+                             on_cancel="run the same command again (denoised frames are kept)",
+                             bad_input=(DatasetError, ImageReadError))  # EvaluationError is a DatasetError
 
 
 def resolve_model(text: str) -> tuple[Path, str]:

@@ -1,10 +1,17 @@
-"""SIGTERM handled like Ctrl-C in commands, so a render farm's kill cancels them cleanly."""
+"""How the commands that run a model end: SIGTERM handled like Ctrl-C, so a render farm's kill
+cancels them cleanly, and their errors turned into exit codes with one message each."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+
+from stylepass.blender_addon.headless_protocol import ExitCode
+
+from .blender_job import print_error
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -20,3 +27,31 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def run_model_command(console: Console, body: Callable[[], int], *, cannot_write: str, on_cancel: str,
+                      bad_input: tuple[type[Exception], ...] = ()) -> int:
+    """Run a command that stylises (``body`` returns its exit code), SIGTERM cancelling like Ctrl-C.
+
+    Errors become exit codes, each printed once: `bad_input` exceptions and bad-input
+    ``StyliseError`` kinds give BAD_INPUT, other ``StyliseError`` kinds FAILED, OSError
+    OUTPUT_UNWRITABLE (``"<cannot_write>: <error>"``), Ctrl-C or SIGTERM CANCELLED (``"cancelled:
+    <on_cancel>"``).
+    """
+    from stylepass.core.stylise import StyliseError  # torch loads here, not when the CLI starts
+
+    try:
+        with sigterm_as_ctrl_c():
+            return body()
+    except bad_input as error:
+        print_error(console, str(error))
+        return ExitCode.BAD_INPUT
+    except StyliseError as error:
+        print_error(console, str(error))
+        return ExitCode.BAD_INPUT if error.is_bad_input else ExitCode.FAILED
+    except OSError as error:
+        print_error(console, f"{cannot_write}: {error}")
+        return ExitCode.OUTPUT_UNWRITABLE
+    except KeyboardInterrupt:
+        console.print(f"[yellow]cancelled[/]: {on_cancel}")
+        return ExitCode.CANCELLED

@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stylepass.blender_addon.headless_protocol import ExitCode
 
-from .blender_job import make_console, print_error, print_warning
-from .interrupts import sigterm_as_ctrl_c
+from .blender_job import make_console, print_warning
+from .interrupts import run_model_command
 
 if TYPE_CHECKING:
     from ..stylise import FrameJob, Styliser
@@ -61,26 +61,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_stylise(args: argparse.Namespace) -> int:
     """Load the model, stylise every frame of INPUT into --out, and return the exit code."""
     console = make_console()
-    # torch loads here, not when the CLI starts: the other commands do not need it.
-    from ..stylise import StyliseError, frame_jobs, load_styliser, resolve_model_dir
 
-    try:
-        with sigterm_as_ctrl_c():  # a farm's SIGTERM cancels like Ctrl-C
-            jobs = frame_jobs(args.input, args.out)
-            model_dir = resolve_model_dir(args.model, args.preset)
-            styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset)
-            console.print(f"model {styliser.name} ({styliser.config.family}) on {styliser.device}; "
-                          f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
-            return _stylise_all(styliser, jobs, Path(args.out), console)
-    except StyliseError as error:
-        print_error(console, str(error))
-        return ExitCode.BAD_INPUT if error.is_bad_input else ExitCode.FAILED
-    except OSError as error:
-        print_error(console, f"cannot write to {args.out}: {error}")
-        return ExitCode.OUTPUT_UNWRITABLE
-    except KeyboardInterrupt:
-        console.print("[yellow]cancelled[/]: run the same command again to resume")
-        return ExitCode.CANCELLED
+    def stylise_all() -> int:
+        # torch loads here, not when the CLI starts: the other commands do not need it.
+        from ..stylise import frame_jobs, load_styliser, resolve_model_dir
+
+        jobs = frame_jobs(args.input, args.out)
+        model_dir = resolve_model_dir(args.model, args.preset)
+        styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset)
+        console.print(f"model {styliser.name} ({styliser.config.family}) on {styliser.device}; "
+                      f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
+        return _stylise_all(styliser, jobs, Path(args.out), console)
+
+    return run_model_command(console, stylise_all, cannot_write=f"cannot write to {args.out}",
+                             on_cancel="run the same command again to resume")
 
 
 def _stylise_all(styliser: Styliser, jobs: list[FrameJob], out_dir: Path, console: Console) -> int:
