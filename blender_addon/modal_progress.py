@@ -1,12 +1,15 @@
-"""What the modal job operators (Stylise, Train style) share: a timer that drives the job,
-Blender's progress bar in the status bar, and the job's status for the panel.
+"""What the modal job operators (Stylise, Train style) share: starting the job from ``invoke``, a
+timer that drives it, Blender's progress bar in the status bar, and the job's status for the panel.
 
 The operator keeps its timer in ``operator._timer``; ``status`` is a ``StylepassJobStatus``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .headless_protocol import JobError
 
 if TYPE_CHECKING:
     import bpy
@@ -49,3 +52,26 @@ def end_modal(operator: Any, context: bpy.types.Context) -> None:
         context.window_manager.event_timer_remove(operator._timer)
         operator._timer = None
     context.window_manager.progress_end()
+
+
+class ModalJobOperator:
+    """``invoke`` of a modal job operator (mix in before ``bpy.types.Operator``).
+
+    The operator gives ``_start(context)``, which resets its status and returns the job's
+    progress iterator, ``_fail(context, exc)``, which reports an error and returns
+    ``{"CANCELLED"}``, ``modal``, and ``timer_seconds``, how often the timer drives the job.
+    """
+
+    # Blender evaluates these annotations when it registers the operator: only names this module
+    # imports at run time (bpy is imported for type checking only).
+    timer_seconds: float
+    _steps: Iterator[Any] | None = None
+    _timer: Any = None  # bpy.types.Timer while the job runs
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """Start the job; on success start the timer and the progress bar (``{"RUNNING_MODAL"}``)."""
+        try:
+            self._steps = self._start(context)  # type: ignore[attr-defined]
+        except (JobError, OSError) as exc:
+            return self._fail(context, exc)  # type: ignore[attr-defined]
+        return begin_modal(self, context, self.timer_seconds)

@@ -15,10 +15,7 @@ import bpy
 
 from . import compositor_nodes, stylise_job
 from .headless_protocol import JobCancelled, JobError
-from .modal_progress import begin_modal, end_modal, show_progress, update_progress
-
-TIMER_SECONDS = 0.05
-
+from .modal_progress import ModalJobOperator, end_modal, show_progress, update_progress
 
 def job_status(context: bpy.types.Context) -> bpy.types.PropertyGroup:
     return context.window_manager.stylepass_job
@@ -31,12 +28,12 @@ def frames_to_stylise(scene: bpy.types.Scene, animation: bool) -> list[int]:
     return list(range(scene.frame_start, scene.frame_end + 1, scene.frame_step))
 
 
-class StyliseOperatorBase:
+class StyliseOperatorBase(ModalJobOperator):
     """Shared by the still and animation operators (``animation`` picks the frames)."""
 
     animation = False
+    timer_seconds = 0.05
     _steps: Iterator[stylise_job.Progress] | None = None
-    _timer: bpy.types.Timer | None = None
 
     def _start(self, context: bpy.types.Context) -> Iterator[stylise_job.Progress]:
         status = job_status(context)
@@ -69,13 +66,6 @@ class StyliseOperatorBase:
         status.state, status.message, status.progress = "DONE", last.message, 1.0
         self.report({"INFO"}, f"Stylepass: {last.message}")
         return {"FINISHED"}
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        try:
-            self._steps = self._start(context)
-        except (JobError, OSError) as exc:
-            return self._fail(context, exc)
-        return begin_modal(self, context, TIMER_SECONDS)
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         status = job_status(context)

@@ -21,10 +21,9 @@ import bpy
 
 from . import gbuffer_export, stylise_job
 from .headless_protocol import JobCancelled, JobError
-from .modal_progress import begin_modal, end_modal, show_progress, update_progress
+from .modal_progress import ModalJobOperator, end_modal, show_progress, update_progress
 from .train_style_job import StyleFolders, TrainingProgress, TrainStyleJob, train_style_argv
 
-TIMER_SECONDS = 0.25
 POLL_SECONDS = 0.1
 PREVIEW_IMAGE = "Stylepass style preview"
 
@@ -67,7 +66,7 @@ class PreviewImage:
         return image
 
 
-class STYLEPASS_OT_train_style(bpy.types.Operator):
+class STYLEPASS_OT_train_style(ModalJobOperator, bpy.types.Operator):
     """Train a custom style from the painted keyframes of the export folder, then make it the scene's
     style (Stylise applies it like a preset)"""
 
@@ -86,11 +85,11 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
         name="Start over", description="Discard the previous training of this style instead of continuing it",
         default=False)
 
+    timer_seconds = 0.25
     _job: TrainStyleJob | None = None
     _steps: Iterator[TrainingProgress] | None = None
     _preview: PreviewImage | None = None
     _folders: StyleFolders | None = None
-    _timer: bpy.types.Timer | None = None
 
     def _start(self, context: bpy.types.Context) -> Iterator[TrainingProgress]:
         status = train_status(context)
@@ -144,13 +143,6 @@ class STYLEPASS_OT_train_style(bpy.types.Operator):
         except (JobError, OSError) as exc:
             return self._fail(context, exc)
         return self._succeeded(context)
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        try:
-            self._steps = self._start(context)
-        except (JobError, OSError) as exc:
-            return self._fail(context, exc)
-        return begin_modal(self, context, TIMER_SECONDS)
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         status = train_status(context)
