@@ -305,6 +305,15 @@ def cpu_estimate_s(candidate: Candidate, model: nn.Module, size: tuple[int, int]
     return candidate.seconds_per_pixel * padded_pixels(size, candidate.multiple)
 
 
+def over_cpu_budget(estimate_s: float, per: str) -> str | None:
+    """Why a CPU measurement estimated at `estimate_s` seconds per `per` ("frame", "step") is
+    skipped, or None when it fits the budget."""
+    if estimate_s <= CPU_BUDGET_S:
+        return None
+    return (f"estimated {estimate_s:.0f} s per {per} on this CPU, above the {CPU_BUDGET_S:.0f} s budget; "
+            "measure it on a GPU")
+
+
 def out_of_memory(device: torch.device) -> str:
     """Free the cache after an out-of-memory error; the reason to record."""
     if device.type == "cuda":
@@ -330,10 +339,9 @@ def measure_inference(candidate: Candidate, settings: Settings, log: Log) -> lis
         entry = {"model": candidate.name, "role": candidate.role, "family": candidate.family,
                  "parameters": parameters, "size": size_label(size), "compiled": compiled, "tflop_per_frame": tflop}
         if device.type == "cpu" and not settings.quick:
-            estimate = cpu_estimate_s(candidate, model, size)
-            if estimate > CPU_BUDGET_S:
-                rows.append(skipped(entry, f"estimated {estimate:.0f} s per frame on this CPU, above the "
-                                           f"{CPU_BUDGET_S:.0f} s budget; measure it on a GPU", log))
+            reason = over_cpu_budget(cpu_estimate_s(candidate, model, size), "frame")
+            if reason is not None:
+                rows.append(skipped(entry, reason, log))
                 continue
         try:
             with peak_memory(device) as memory:
@@ -396,9 +404,9 @@ def measure_training(candidates: list[Candidate], settings: Settings, log: Log) 
             # forward + backward ~ 3 forwards per crop, plus the discriminator
             estimate = 3.0 * batch_size * estimate_from.seconds_per_pixel * padded_pixels((crop, crop),
                                                                                            estimate_from.multiple)
-            if estimate > CPU_BUDGET_S:
-                rows.append(skipped(entry, f"estimated {estimate:.0f} s per step on this CPU, above the "
-                                           f"{CPU_BUDGET_S:.0f} s budget; measure it on a GPU", log))
+            reason = over_cpu_budget(estimate, "step")
+            if reason is not None:
+                rows.append(skipped(entry, reason, log))
                 continue
         try:
             with peak_memory(device) as memory:
@@ -528,7 +536,8 @@ def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]],
 
                 try:
                     total = median_wall_ms(stylise, settings.worker_repeats)
-                    in_request = {f"phase_{name}_ms": 1000.0 * statistics.median(p[name] for p in phases[1:])
+                    timed = phases[-settings.worker_repeats:]  # the warm-up call's timings left out
+                    in_request = {f"phase_{name}_ms": 1000.0 * statistics.median(p[name] for p in timed)
                                   for name in ("read", "stylise", "write")}
                     read = median_wall_ms(lambda: read_gbuffer(frame_path), settings.worker_repeats)
                     rgb = read_gbuffer(frame_path).beauty  # compresses like a smooth stylised frame
