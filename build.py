@@ -335,8 +335,8 @@ import json, sys, time
 from pathlib import Path
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == "baseline":  # the untouched input vs the targets of the val split, as validation crops them
-    from stylepass.training.metrics import psnr, ssim
-    from stylepass.training.paired_dataset import PairedDataset
+    from stylepass.training.evaluate.metrics import psnr, ssim
+    from stylepass.training.data.paired_dataset import PairedDataset
     data, max_size = Path(args[0]), int(args[1])
     val = PairedDataset(data, "val", ())
     sums = {"psnr": 0.0, "ssim": 0.0}
@@ -352,7 +352,7 @@ if mode == "baseline":  # the untouched input vs the targets of the val split, a
     print(json.dumps({"pairs": len(val), **{k: v / max(1, len(val)) for k, v in sums.items()}}))
 elif mode == "speed":  # ms per 512x512 frame (median of 5 after a warm-up), random inputs
     import torch
-    from stylepass.core.models.inference import predict, resolve_device
+    from stylepass.core.inference.predict import predict, resolve_device
     from stylepass.core.models.inputs import gbuffer_channels
     from stylepass.core.models.serialization import load_model
     device = resolve_device(args[1])
@@ -377,13 +377,12 @@ elif mode == "thumbnail":  # input | output | target of one validation pair
     # (PNG targets as stored). The stylise PNG previews tone-map instead, which greys out whites.
     import numpy as np
     from PIL import Image
-    from stylepass.core.exr_file import read_exr
-    from stylepass.core.gbuffer import read_gbuffer
-    from stylepass.core.preview_images import exr_rgb
+    from stylepass.core.io.colour import encode_srgb, to_rgb8
+    from stylepass.core.io.exr_file import read_exr
+    from stylepass.core.io.gbuffer import read_gbuffer
+    from stylepass.core.io.preview_images import exr_rgb
     def standard_view(linear):
-        x = np.clip(np.nan_to_num(linear), 0.0, 1.0)
-        srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-        return (srgb * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+        return to_rgb8(encode_srgb(np.nan_to_num(linear)))
     frame, output, target, out = (Path(a) for a in args[:4])
     if target.suffix.lower() == ".exr":
         target_rgb = standard_view(exr_rgb(read_exr(target)))
@@ -523,7 +522,7 @@ Model: `model/model.safetensors` + `model/config.json` ({info['model_family']}, 
 | untouched input | {b['psnr']:.2f} | {b['ssim']:.4f} |
 
 Model figures: `val/psnr` and `val/ssim` of the run's final validation (step {m['step']}); input
-figures: the same metric functions (`stylepass.training.metrics`) on the same pairs, with the
+figures: the same metric functions (`stylepass.training.evaluate.metrics`) on the same pairs, with the
 input's tone-mapped beauty in place of the output. Procedural validation scenes; the real assets
 follow.
 {_real_assets_section(info.get("real_assets"))}

@@ -5,14 +5,18 @@ Importing this package does not import bpy, so its Blender-free modules
 ``stylepass.core`` outside Blender too. Blender calls ``register``/``unregister``.
 """
 
+# This add-on's module name ("bl_ext.user_default.stylepass" when installed): the id of its
+# preferences, whichever subpackage asks.
+ADDON_ID = __name__
+
 
 def register() -> None:
-    from . import registration
+    from .ui import registration
 
     registration.register()
 
 
 def unregister() -> None:
-    from . import registration
+    from .ui import registration
 
     registration.unregister()

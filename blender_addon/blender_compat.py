@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import bpy
 
-from .target_params import KUWAHARA_VARIATIONS
+from .contract.target_params import KUWAHARA_VARIATIONS
 
 _EEVEE_IDS = ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE")  # 4.2-4.5, then 5.x
 

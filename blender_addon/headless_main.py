@@ -73,7 +73,7 @@ class CancelRequest:
 def run(argv: list[str]) -> int:
     """Run the job named by ``argv[0]`` with the add-on registered; returns the exit code."""
     with addon_registered():
-        from stylepass_addon.headless_protocol import (ExitCode, JobCancelled, encode_event, error_exit_code,
+        from stylepass_addon.contract.headless_protocol import (ExitCode, JobCancelled, encode_event, error_exit_code,
                                                        error_message)
 
         def emit(kind: str, **fields: object) -> None:
@@ -82,7 +82,7 @@ def run(argv: list[str]) -> int:
         if not argv or argv[0] not in JOBS:
             emit("error", code=int(ExitCode.BAD_INPUT), message=f"expected a job: {', '.join(JOBS)}")
             return ExitCode.BAD_INPUT
-        job = importlib.import_module(f"{PACKAGE}.{argv[0]}_job")
+        job = importlib.import_module(f"{PACKAGE}.headless.{argv[0]}_job")
         try:
             job.run(argv[1:], emit, lambda: CancelRequest.requested)
             return ExitCode.OK

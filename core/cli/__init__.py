@@ -6,8 +6,8 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from stylepass.training import cli as training_cli
-from stylepass.training import bench_command
+from stylepass.core.cli import train_command as training_cli
+from stylepass.core.cli import bench_command
 
 from . import compose_command, dataset_command, export_command, keyframe_command, stylise_command
 from . import evaluate_command

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from stylepass.blender_addon.headless_protocol import ExitCode, decode_event
+from stylepass.blender_addon.contract.headless_protocol import ExitCode, decode_event
 
-from ..blender_runtime import BlenderNotFoundError, addon_dir, blender_command
+from .blender_runtime import BlenderNotFoundError, addon_dir, blender_command
 
 TAIL_LINES = 40
 CANCEL_GRACE_SECONDS = 60

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stylepass.blender_addon.export_format import frame_stem
-from stylepass.blender_addon.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.export_format import frame_stem
+from stylepass.blender_addon.contract.headless_protocol import ExitCode
 
-from ..atomic_image import save_png_atomic
-from ..exr_file import ExrReadError, read_exr
-from ..gbuffer import GBufferError, read_gbuffer
-from ..preview_images import exr_rgb, linear_to_srgb8, tile_grid
+from ..io.atomic_image import save_png_atomic
+from ..io.exr_file import ExrReadError, read_exr
+from ..io.gbuffer import GBufferError, read_gbuffer
+from ..io.preview_images import exr_rgb, linear_to_srgb8, tile_grid
 from .blender_job import make_console, print_error, run_blender_job
 from .export_command import add_blender_arguments
 

@@ -1,5 +1,5 @@
 """``stylepass evaluate``: PSNR/SSIM of a model on a dataset's held-out split, beside the untouched
-input and Blender's Denoise node (core: :mod:`stylepass.training.evaluate`)."""
+input and Blender's Denoise node (core: :mod:`stylepass.training.evaluate.held_out`)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from stylepass.blender_addon.atomic_files import write_json_atomic
-from stylepass.blender_addon.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.atomic_files import write_json_atomic
+from stylepass.blender_addon.contract.headless_protocol import ExitCode
 
-from ..dataset_tools import EVALUATIONS_FOLDER
+from ..io.dataset_tools import EVALUATIONS_FOLDER
 from .blender_job import make_console, run_blender_job
 from .interrupts import run_model_command
 from .export_command import add_blender_arguments
 
 if TYPE_CHECKING:
-    from stylepass.core.stylise import Styliser
-    from stylepass.training.evaluate import Evaluation, ReadFrame
-    from stylepass.training.paired_dataset import PairRecord
+    from stylepass.core.inference.stylise import Styliser
+    from stylepass.training.evaluate.held_out import Evaluation, ReadFrame
+    from stylepass.training.data.paired_dataset import PairRecord
 
 REPORT_NAME = "report.json"
 SHEET_NAME = "sheet.png"
@@ -84,8 +84,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Check the inputs, load the model, run the Denoise baseline, compute and write the figures."""
     console = make_console()
     # torch loads here, not when the CLI starts.
-    from stylepass.training.image_io import ImageReadError
-    from stylepass.training.paired_dataset import DatasetError
+    from stylepass.training.data.image_io import ImageReadError
+    from stylepass.training.data.paired_dataset import DatasetError
 
     return run_model_command(console, lambda: _evaluate(args, console), cannot_write="cannot write the evaluation",
                              on_cancel="run the same command again (denoised frames are kept)",
@@ -98,7 +98,12 @@ def resolve_model(text: str) -> tuple[Path, str]:
 
     Raises StyliseError (``bad_model``) naming the presets when it is neither.
     """
-    from stylepass.core.stylise import PRESET_MODEL_FOLDER, StyliseError, presets_dir, resolve_model_dir
+    from stylepass.core.inference.stylise import (
+        PRESET_MODEL_FOLDER,
+        StyliseError,
+        presets_dir,
+        resolve_model_dir,
+    )
 
     path = Path(text)
     if path.exists() or len(path.parts) > 1 or text.startswith("."):
@@ -114,8 +119,8 @@ def resolve_model(text: str) -> tuple[Path, str]:
 
 
 def _evaluate(args: argparse.Namespace, console: Console) -> int:
-    from stylepass.core.stylise import load_styliser, read_frame
-    from stylepass.training import evaluate
+    from stylepass.core.inference.stylise import load_styliser, read_frame
+    from stylepass.training.evaluate import held_out as evaluate
 
     dataset = Path(args.data)
     pairs = evaluate.split_pairs(dataset, args.split, args.limit)
@@ -151,7 +156,7 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     report = evaluate.build_report(result, model=model, dataset=dataset, identity=identity, split=args.split,
                                    device=str(styliser.device), denoise=denoise_info, sheet=SHEET_NAME)
     write_json_atomic(out / REPORT_NAME, report)
-    from stylepass.core.atomic_image import save_png_atomic
+    from stylepass.core.io.atomic_image import save_png_atomic
 
     save_png_atomic(out / SHEET_NAME, evaluate.sheet_image(result))
     _print_table(report)
@@ -161,14 +166,14 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
 
 def _blender_name(choice: str | None) -> str:
     """The Blender that ``--blender`` picks, in words (``Blender 5.2 (bpy)``)."""
-    from ..blender_runtime import addon_dir, blender_command
+    from .blender_runtime import addon_dir, blender_command
 
     return blender_command(choice, addon_dir() / "headless_main.py", []).description
 
 
 def _run_model(styliser: Styliser, pairs: list[PairRecord], dataset: Path, denoised: list[Path] | None,
                sheet_rows: int, console: Console, read_frame: ReadFrame) -> Evaluation:
-    from stylepass.training.evaluate import evaluate_pairs
+    from stylepass.training.evaluate.held_out import evaluate_pairs
 
     progress = Progress(TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.description}"), TimeRemainingColumn(),

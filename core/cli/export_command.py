@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stylepass.blender_addon.export_options import ExportOptions, add_export_arguments
-from stylepass.blender_addon.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.export_options import ExportOptions, add_export_arguments
+from stylepass.blender_addon.contract.headless_protocol import ExitCode
 
-from ..blender_runtime import SUPPORTED_VERSIONS
+from .blender_runtime import SUPPORTED_VERSIONS
 from .blender_job import make_console, print_error, run_blender_job
 
 EXIT_CODES_HELP = """exit codes:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from rich.console import Console
 
-from stylepass.blender_addon.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.headless_protocol import ExitCode
 
 from .blender_job import print_error
 
@@ -38,7 +38,7 @@ def run_model_command(console: Console, body: Callable[[], int], *, cannot_write
     OUTPUT_UNWRITABLE (``"<cannot_write>: <error>"``), Ctrl-C or SIGTERM CANCELLED (``"cancelled:
     <on_cancel>"``).
     """
-    from stylepass.core.stylise import StyliseError  # torch loads here, not when the CLI starts
+    from stylepass.core.inference.stylise import StyliseError  # torch loads here, not when the CLI starts
 
     try:
         with sigterm_as_ctrl_c():

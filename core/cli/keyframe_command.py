@@ -7,14 +7,14 @@ from pathlib import Path
 
 from PIL import Image
 
-from stylepass.blender_addon.export_format import frame_stem
-from stylepass.blender_addon.headless_protocol import BadInputError, ExitCode
-from stylepass.blender_addon.keyframes import add_keyframe, list_keyframes, remove_keyframe
+from stylepass.blender_addon.contract.export_format import frame_stem
+from stylepass.blender_addon.contract.headless_protocol import BadInputError, ExitCode
+from stylepass.blender_addon.contract.keyframes import add_keyframe, list_keyframes, remove_keyframe
 
-from ..atomic_image import save_png_atomic
-from ..exr_file import ExrReadError, read_exr
-from ..gbuffer import GBufferError, read_gbuffer
-from ..preview_images import linear_to_srgb8
+from ..io.atomic_image import save_png_atomic
+from ..io.exr_file import ExrReadError, read_exr
+from ..io.gbuffer import GBufferError, read_gbuffer
+from ..io.preview_images import linear_to_srgb8
 from .blender_job import make_console, print_error
 
 

@@ -1,4 +1,4 @@
-"""``stylepass stylise``: run a trained model on exported frames (core: :mod:`stylepass.core.stylise`)."""
+"""``stylepass stylise``: run a trained model on exported frames (core: :mod:`stylepass.core.inference.stylise`)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from stylepass.blender_addon.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.headless_protocol import ExitCode
 
 from .blender_job import make_console, print_warning
 from .interrupts import run_model_command
 
 if TYPE_CHECKING:
-    from ..stylise import FrameJob, Styliser
+    from ..inference.stylise import FrameJob, Styliser
 
 EXIT_CODES_HELP = """outputs:
   OUT/stylised_<frame>.exr  scene-linear half-float RGB, the input's size (frame_000012.exr
@@ -64,7 +64,7 @@ def run_stylise(args: argparse.Namespace) -> int:
 
     def stylise_all() -> int:
         # torch loads here, not when the CLI starts: the other commands do not need it.
-        from ..stylise import frame_jobs, load_styliser, resolve_model_dir
+        from ..inference.stylise import frame_jobs, load_styliser, resolve_model_dir
 
         jobs = frame_jobs(args.input, args.out)
         model_dir = resolve_model_dir(args.model, args.preset)
@@ -78,7 +78,7 @@ def run_stylise(args: argparse.Namespace) -> int:
 
 
 def _stylise_all(styliser: Styliser, jobs: list[FrameJob], out_dir: Path, console: Console) -> int:
-    from ..stylise import stylise_jobs
+    from ..inference.stylise import stylise_jobs
 
     progress = Progress(TextColumn("[bold]stylise"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.description}"), TimeRemainingColumn(),

@@ -1,5 +1,5 @@
 """``stylepass train-style``: a custom style from the painted keyframes of an export folder
-(core: :mod:`stylepass.training.train_style`)."""
+(core: :mod:`stylepass.training.loop.train_style`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from stylepass.blender_addon.headless_protocol import ExitCode, encode_event
+from stylepass.blender_addon.contract.headless_protocol import ExitCode, encode_event
 
 from .blender_job import make_console, print_error, print_warning
 
@@ -99,11 +99,11 @@ def run_train_style(args: argparse.Namespace) -> int:
     console = make_console()
     import torch
 
-    from stylepass.blender_addon.keyframes import list_keyframes
-    from stylepass.core.models.inference import resolve_device
+    from stylepass.blender_addon.contract.keyframes import list_keyframes
+    from stylepass.core.inference.predict import resolve_device
 
-    from ...training.train_style import TUNED_MAX_KEYFRAMES, TrainStyleError, train_style
-    from ...training.trainer import NonFiniteLossError
+    from stylepass.training.loop.train_style import TUNED_MAX_KEYFRAMES, TrainStyleError, train_style
+    from stylepass.training.loop.trainer import NonFiniteLossError
 
     settings = settings_from_args(args)
     threads = args.threads if args.threads is not None else max(1, (os.cpu_count() or 2) // 2)
@@ -183,7 +183,7 @@ def settings_from_args(args: argparse.Namespace):  # -> train_style.StyleSetting
     """The training settings: StyleSettings' defaults with the options given on the command line."""
     import dataclasses
 
-    from ...training.train_style import StyleSettings
+    from stylepass.training.loop.train_style import StyleSettings
 
     defaults = StyleSettings()
     augment_changes: dict[str, object] = {"patch": args.patch} if args.patch is not None else {}

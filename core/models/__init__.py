@@ -14,7 +14,6 @@ from .config import (
     model_config_from_dict,
     model_config_to_dict,
 )
-from .inference import predict, resolve_device, stylise_frame
 from .patchgan import PatchGANDiscriminator
 from .rad import RADGenerator
 from .serialization import ModelFileError, load_model, save_model
@@ -33,8 +32,5 @@ __all__ = [
     "load_model",
     "model_config_from_dict",
     "model_config_to_dict",
-    "predict",
-    "resolve_device",
     "save_model",
-    "stylise_frame",
 ]

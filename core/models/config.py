@@ -58,7 +58,7 @@ class RADConfig:
     gbuffer_widths: tuple[int, ...] = (16, 16, 32)  # G-buffer encoder channels per scale
     num_materials: int = 8  # material classes (streams); ids map to classes modulo this
     # The G-buffer side; the defaults are the cheap design, the comments give EPE's layout (see
-    # stylepass.training.bench_baselines).
+    # stylepass.training.bench.baselines).
     gbuffer_encoder_layers: int = 1  # 3x3 convs per scale in the G-buffer encoder (EPE: 4)
     material_stream_layers: int = 1  # per material: a 1x1 conv, then 3x3 convs (EPE: 3 in all)
     modulation_per_layer: bool = False  # a (gamma, beta) head per RAD layer, not per scale (EPE: true)

@@ -32,11 +32,6 @@ def inverse_tonemap(model_range: torch.Tensor) -> torch.Tensor:
     return y / (1.0 - y)
 
 
-def srgb_to_linear(srgb: torch.Tensor) -> torch.Tensor:
-    """sRGB-encoded values in [0, 1] to linear [0, 1] (IEC 61966-2-1 transfer function)."""
-    return torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-
-
 def gbuffer_channels(passes: Sequence[str]) -> int:
     """Number of channels of :func:`stack_gbuffers` for `passes`: their channels + 1 valid mask."""
     unknown = [name for name in passes if name not in PASS_CHANNELS]
@@ -56,7 +51,7 @@ def missing_passes(frame: Any, passes: Sequence[str]) -> list[str]:
 def stack_gbuffers(frame: Any, passes: Sequence[str]) -> torch.Tensor:
     """Stack the requested passes of a G-buffer frame into a float32 tensor (C, H, W).
 
-    frame: an object with the attributes of ``stylepass.core.gbuffer.GBufferFrame``.
+    frame: an object with the attributes of ``stylepass.core.io.gbuffer.GBufferFrame``.
     Channel order follows `passes`, then one valid-mask channel (1 valid, 0 not). Value ranges:
     albedo [0, 1]; normal [-1, 1] (camera space); depth divided by the frame's largest valid
     depth, so [0, 1], 0 where invalid; motion divided by max(H, W) (pixels to frame widths).

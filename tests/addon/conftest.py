@@ -18,7 +18,7 @@ EXTENSION = "bl_ext.user_default.stylepass"
 def addon() -> ModuleType:
     """The installed extension, enabled for the session and disabled after it."""
     bpy.ops.preferences.addon_enable(module=EXTENSION)
-    for submodule in ("blender_compat", "panel", "passes", "scene_loading"):
+    for submodule in ("blender_compat", "ui.panel", "scene.passes", "scene.scene_loading"):
         importlib.import_module(f"{EXTENSION}.{submodule}")
     yield importlib.import_module(EXTENSION)
     bpy.ops.preferences.addon_disable(module=EXTENSION)
@@ -27,7 +27,7 @@ def addon() -> ModuleType:
 @pytest.fixture
 def demo_scene(addon: ModuleType) -> bpy.types.Scene:
     """The built-in demo scene (Cycles, four materials, a camera), freshly built."""
-    scene = addon.scene_loading.build_demo_scene()
+    scene = addon.scene.scene_loading.build_demo_scene()
     assert addon_utils.check(EXTENSION)[1], "loading the scene must keep the add-on enabled"
     return scene
 

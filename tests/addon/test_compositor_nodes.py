@@ -24,7 +24,7 @@ TOLERANCE = 1e-3
 
 
 def compositor_nodes() -> ModuleType:
-    return importlib.import_module(f"{EXTENSION}.compositor_nodes")
+    return importlib.import_module(f"{EXTENSION}.scene.compositor_nodes")
 
 
 def compat() -> ModuleType:
@@ -34,7 +34,7 @@ def compat() -> ModuleType:
 @pytest.fixture
 def scene(addon: ModuleType) -> bpy.types.Scene:
     """A fresh file: a camera looking into a plain sky, 32x18, one sample, no compositor."""
-    scene = addon.scene_loading.new_empty_scene()
+    scene = addon.scene.scene_loading.new_empty_scene()
     scene.render.resolution_x, scene.render.resolution_y = SIZE
     scene.render.resolution_percentage = 100
     scene.cycles.samples = 1

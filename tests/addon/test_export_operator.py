@@ -78,7 +78,7 @@ class LayoutRecorder:
 
 def draw(addon, scene) -> list:
     log: list = []
-    addon.panel.draw_stylepass_panel(LayoutRecorder(log), scene, bpy.context.view_layer,
+    addon.ui.panel.draw_stylepass_panel(LayoutRecorder(log), scene, bpy.context.view_layer,
                                      bpy.context.window_manager.stylepass_job)
     return log
 

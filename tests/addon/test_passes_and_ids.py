@@ -65,7 +65,7 @@ def test_eevee_gets_cryptomatte_and_materials_stay_untouched(addon, demo_scene, 
     view_layer.use_pass_cryptomatte_material = False
     bpy.ops.stylepass.setup_passes()
     assert view_layer.use_pass_cryptomatte_material
-    assert addon.passes.missing_required(demo_scene, view_layer) == []
+    assert addon.scene.passes.missing_required(demo_scene, view_layer) == []
     assert {m.name: len(m.node_tree.nodes) for m in bpy.data.materials if m.node_tree} == nodes_before
     bpy.ops.stylepass.remove_passes()
     assert not view_layer.use_pass_cryptomatte_material
@@ -80,7 +80,7 @@ def test_workbench_is_refused_with_the_fix(demo_scene):
 def test_cycles_motion_blur_leaves_vectors_off_and_says_why(addon, demo_scene, view_layer):
     demo_scene.render.use_motion_blur = True
     view_layer.use_pass_vector = False
-    report = addon.passes.setup_passes(demo_scene, view_layer)
+    report = addon.scene.passes.setup_passes(demo_scene, view_layer)
     assert not view_layer.use_pass_vector
     assert report.notes == ["motion: Cycles gives motion vectors only with motion blur off"]
-    assert addon.passes.missing_required(demo_scene, view_layer) == []
+    assert addon.scene.passes.missing_required(demo_scene, view_layer) == []

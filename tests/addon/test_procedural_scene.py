@@ -23,7 +23,7 @@ SEEDS = range(8)
 
 @pytest.fixture(scope="module")
 def procedural(addon: ModuleType) -> ModuleType:
-    return importlib.import_module("bl_ext.user_default.stylepass.procedural_scene")
+    return importlib.import_module("bl_ext.user_default.stylepass.scene.procedural_scene")
 
 
 @pytest.fixture(scope="module")

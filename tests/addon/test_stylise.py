@@ -45,9 +45,9 @@ print(first, last)
 
 COMPARE = """
 import sys, numpy as np
-from stylepass.core.gbuffer import read_gbuffer
-from stylepass.core.exr_file import read_exr
-from stylepass.core.preview_images import exr_rgb
+from stylepass.core.io.gbuffer import read_gbuffer
+from stylepass.core.io.exr_file import read_exr
+from stylepass.core.io.preview_images import exr_rgb
 frame = read_gbuffer(sys.argv[1])
 stylised = exr_rgb(read_exr(sys.argv[2]))
 assert stylised.shape == frame.beauty.shape, (stylised.shape, frame.beauty.shape)
@@ -74,13 +74,13 @@ def swap_model(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def nodes():
-    return importlib.import_module(f"{EXTENSION}.compositor_nodes")
+    return importlib.import_module(f"{EXTENSION}.scene.compositor_nodes")
 
 
 @pytest.fixture
 def ready_scene(addon, swap_model, tmp_path):
     """A real asset (the shared WaterBottle glTF) set up to stylise with the swap model."""
-    scene = addon.scene_loading.import_gltf_scene(ASSET)
+    scene = addon.scene.scene_loading.import_gltf_scene(ASSET)
     scene.render.resolution_x, scene.render.resolution_y = 48, 48
     scene.cycles.samples = 2
     scene.stylepass.output_dir = str(tmp_path / "export")
@@ -150,8 +150,8 @@ def test_a_model_needing_passes_the_scene_lacks_offers_set_up(ready_scene, nodes
 
 
 def test_a_job_cancelled_midway_keeps_finished_frames_and_leaves_the_tree_as_it_was(ready_scene, nodes):
-    job = importlib.import_module(f"{EXTENSION}.stylise_job")
-    protocol = importlib.import_module(f"{EXTENSION}.headless_protocol")
+    job = importlib.import_module(f"{EXTENSION}.live.stylise_job")
+    protocol = importlib.import_module(f"{EXTENSION}.contract.headless_protocol")
     seen: list[str] = []
     ready_scene.frame_end = 3
     steps = job.stylise_steps(ready_scene, bpy.context.view_layer, [1, 2, 3], "cpu")

@@ -24,7 +24,7 @@ TOON_BANDS = 3
 
 
 def target_styles() -> ModuleType:
-    return importlib.import_module(f"{EXTENSION}.target_styles")
+    return importlib.import_module(f"{EXTENSION}.scene.target_styles")
 
 
 # --- reading what was written -----------------------------------------------------------------
@@ -168,7 +168,7 @@ def link_base_colour_from_an_rgb_node(material: bpy.types.Material) -> None:
 def targets(addon, tmp_path_factory) -> dict[str, object]:
     """The demo scene's input render and its four targets, rendered once, and the state around."""
     styles = target_styles()
-    scene = addon.scene_loading.build_demo_scene()
+    scene = addon.scene.scene_loading.build_demo_scene()
     view_layer = bpy.context.view_layer
     give_user_settings(scene, view_layer)
     folder = tmp_path_factory.mktemp("targets")

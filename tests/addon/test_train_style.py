@@ -62,7 +62,7 @@ def paint_over(export: Path, frame: int) -> Path:
 
 
 def test_train_style_makes_the_new_style_the_scenes_and_stylise_applies_it(painted_scene):
-    operators = importlib.import_module(f"{EXTENSION}.train_style_operators")
+    operators = importlib.import_module(f"{EXTENSION}.ui.train_style_operators")
     if operators.PREVIEW_IMAGE in bpy.data.images:
         bpy.data.images.remove(bpy.data.images[operators.PREVIEW_IMAGE])
     assert bpy.ops.stylepass.train_style(steps=4, patch=16) == {"FINISHED"}
@@ -96,7 +96,7 @@ def test_the_panel_offers_train_style_only_with_painted_keyframes(addon, demo_sc
 
     def operators_drawn(scene) -> set[str]:
         log: list = []
-        addon.panel.draw_stylepass_panel(LayoutRecorder(log), scene, bpy.context.view_layer,
+        addon.ui.panel.draw_stylepass_panel(LayoutRecorder(log), scene, bpy.context.view_layer,
                                          bpy.context.window_manager.stylepass_job,
                                          bpy.context.window_manager.stylepass_train)
         return {entry[1] for entry in log if entry[0] == "operator"}

@@ -13,9 +13,9 @@ import torch
 
 from stylepass.core.cli import main
 from stylepass.core.models.config import RADConfig, build_generator, model_config_from_dict
-from stylepass.core.stylise import presets_dir
-from stylepass.training import bench_command
-from stylepass.training.bench import (
+from stylepass.core.inference.stylise import presets_dir
+from stylepass.core.cli import bench_command
+from stylepass.training.bench.run import (
     EPE_BASELINE,
     TARGETS,
     TRAIN_BASELINE,
@@ -23,8 +23,8 @@ from stylepass.training.bench import (
     baselines_summary,
     evaluate_targets,
 )
-from stylepass.training.bench_baselines import EPE_PUBLISHED_PARAMETERS, UNET_256_PARAMETERS, ReferenceUNet
-from stylepass.training.bench_flops import frame_tflop, meta_model
+from stylepass.training.bench.baselines import EPE_PUBLISHED_PARAMETERS, UNET_256_PARAMETERS, ReferenceUNet
+from stylepass.training.bench.flops import frame_tflop, meta_model
 
 torch.set_num_threads(1)
 
@@ -131,7 +131,7 @@ def synthetic_report(**figures: float | None) -> dict[str, Any]:
                  row("preset:toon", "preset", "unet", figures["unet"]),
                  row(EPE_BASELINE, "baseline", "rad", figures["epe"]),
                  row(UNET_BASELINE, "baseline", "unet", 5.0)]
-    from stylepass.training.bench import ratios, scaling
+    from stylepass.training.bench.run import ratios, scaling
 
     report = {"environment": {"device_type": "cuda"},
               "settings": {"quick": False, "train_crop": 256, "train_batch": 16},

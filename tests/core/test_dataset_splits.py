@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stylepass.blender_addon.dataset_recipe import frame_split, validation_split
+from stylepass.blender_addon.contract.dataset_recipe import frame_split, validation_split
 
 
 @pytest.mark.parametrize("fraction, expected_val", [(0.0, 0), (0.2, 4), (0.25, 5), (0.5, 10), (1.0, 20)])

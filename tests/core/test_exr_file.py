@@ -1,4 +1,4 @@
-"""OpenEXR's thread pool in stylepass.core.exr_file: on for each read and write, off after.
+"""OpenEXR's thread pool in stylepass.core.io.exr_file: on for each read and write, off after.
 
 A pool left running is inherited dead by forked processes (a training DataLoader's workers):
 their next EXR read would wait on it forever. These tests fork after reads and writes.
@@ -14,8 +14,8 @@ import numpy as np
 import OpenEXR
 import pytest
 
-from stylepass.core import exr_file
-from stylepass.core.exr_file import EXR_THREADS_ENV, exr_thread_count, exr_threads, read_exr, write_exr
+from stylepass.core.io import exr_file
+from stylepass.core.io.exr_file import EXR_THREADS_ENV, exr_thread_count, exr_threads, read_exr, write_exr
 
 SIZE = (64, 96)
 

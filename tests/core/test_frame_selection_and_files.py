@@ -1,5 +1,5 @@
 """Blender-free helpers of the exporter: frame ranges, farm shards, export options and
-atomic files (stylepass.blender_addon.frame_selection / export_options / atomic_files)."""
+atomic files (stylepass.blender_addon.contract.frame_selection / export_options / atomic_files)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from stylepass.blender_addon import atomic_files
-from stylepass.blender_addon.atomic_files import (
+from stylepass.blender_addon.contract import atomic_files
+from stylepass.blender_addon.contract.atomic_files import (
     PARTIAL_SUFFIX,
     append_jsonl,
     partials_of,
@@ -19,8 +19,12 @@ from stylepass.blender_addon.atomic_files import (
     temp_path_for,
     write_json_atomic,
 )
-from stylepass.blender_addon.export_options import ExportOptions, add_export_arguments, parse_resolution
-from stylepass.blender_addon.frame_selection import (
+from stylepass.blender_addon.contract.export_options import (
+    ExportOptions,
+    add_export_arguments,
+    parse_resolution,
+)
+from stylepass.blender_addon.contract.frame_selection import (
     Shard,
     check_within,
     parse_frame_range,

@@ -1,4 +1,4 @@
-"""Unit tests of the G-buffer reader (stylepass.core.gbuffer) on synthetic exports.
+"""Unit tests of the G-buffer reader (stylepass.core.io.gbuffer) on synthetic exports.
 
 The EXRs written here mirror what Blender really writes (checked against exports of
 Blender 4.5 and 5.2): 4.5 writes one interleaved part with short layer names
@@ -22,8 +22,8 @@ import OpenEXR
 import pytest
 import torch
 
-from stylepass.blender_addon.export_format import MANIFEST_NAME, SCHEMA_VERSION
-from stylepass.core.gbuffer import (
+from stylepass.blender_addon.contract.export_format import MANIFEST_NAME, SCHEMA_VERSION
+from stylepass.core.io.gbuffer import (
     GBufferError,
     GBufferWarning,
     MissingPassError,

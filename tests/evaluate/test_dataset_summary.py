@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from stylepass.core.dataset_tools import EVALUATIONS_FOLDER, summarise
+from stylepass.core.io.dataset_tools import EVALUATIONS_FOLDER, summarise
 
 
 def test_evaluations_in_the_dataset_are_counted_apart(toon_dataset: Path, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from stylepass.blender_addon.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.headless_protocol import ExitCode
 from stylepass.core.cli import main
-from stylepass.training.image_io import read_linear_exr
+from stylepass.training.data.image_io import read_linear_exr
 
 from .conftest import write_dataset
 from tests.stylise.conftest import smooth_frame

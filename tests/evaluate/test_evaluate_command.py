@@ -12,16 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from stylepass.blender_addon.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.headless_protocol import ExitCode
 from stylepass.core.cli import main
-from stylepass.core.gbuffer import read_gbuffer
+from stylepass.core.io.gbuffer import read_gbuffer
 from stylepass.core.models.inputs import tonemap
 from stylepass.core.models.serialization import load_model
-from stylepass.core.stylise import PRESETS_ENV, weights_digest
-from stylepass.training.image_io import read_target_image
-from stylepass.training.metrics import psnr, ssim
-from stylepass.training.paired_dataset import PairedDataset
-from stylepass.training.trainer import OptionalMetrics, validate
+from stylepass.core.inference.stylise import PRESETS_ENV, weights_digest
+from stylepass.training.data.image_io import read_target_image
+from stylepass.training.evaluate.metrics import psnr, ssim
+from stylepass.training.data.paired_dataset import PairedDataset
+from stylepass.training.loop.trainer import OptionalMetrics, validate
 
 from .conftest import write_dataset
 from tests.stylise.conftest import smooth_frame

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stylepass.core.blender_runtime import SUPPORTED_VERSIONS, env_python
+from stylepass.core.cli.blender_runtime import SUPPORTED_VERSIONS, env_python
 
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO.parent / "shared" / "assets" / "gltf"

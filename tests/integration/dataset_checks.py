@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stylepass.core.gbuffer import GBufferFrame
-from stylepass.core.preview_images import load_target_rgb8
+from stylepass.core.io.gbuffer import GBufferFrame
+from stylepass.core.io.preview_images import load_target_rgb8
 
 
 def write_recipe(folder: Path, name: str, text: str) -> Path:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylepass.core.gbuffer import read_gbuffer
-from stylepass.core.preview_images import load_target_rgb8
+from stylepass.core.io.gbuffer import read_gbuffer
+from stylepass.core.io.preview_images import load_target_rgb8
 
 from .conftest import ASSETS, STYLEPASS, run_in_blender
 from .dataset_checks import edge_alignment, pair_rows, write_recipe
@@ -78,7 +78,7 @@ def test_enhance_targets_line_up_with_the_input_gbuffers(enhance_dataset):
 
 
 def test_the_training_loader_reads_the_dataset(enhance_dataset):
-    from stylepass.training.paired_dataset import PairedDataset
+    from stylepass.training.data.paired_dataset import PairedDataset
 
     train = PairedDataset(enhance_dataset, "train", passes=("albedo", "normal", "depth"))
     item = train[0]

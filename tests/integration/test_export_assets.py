@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from stylepass.blender_addon.export_format import MANIFEST_NAME, SIDECAR_KEYS
-from stylepass.core.gbuffer import exported_frames, read_gbuffer
+from stylepass.blender_addon.contract.export_format import MANIFEST_NAME, SIDECAR_KEYS
+from stylepass.core.io.gbuffer import exported_frames, read_gbuffer
 
 from .conftest import ExportRun, stylepass_export
 

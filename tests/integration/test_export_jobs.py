@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from stylepass.blender_addon.export_format import MANIFEST_NAME
-from stylepass.core.gbuffer import exported_frames, read_gbuffer
+from stylepass.blender_addon.contract.export_format import MANIFEST_NAME
+from stylepass.core.io.gbuffer import exported_frames, read_gbuffer
 
 from .conftest import STYLEPASS, run_in_blender, stylepass_export
 
@@ -155,7 +155,7 @@ def test_a_blender_executable_path_is_started_headless_with_factory_settings(tmp
     No Blender binary is installed here, so a stand-in checks those flags and runs the
     script with the 5.2 bpy environment, which behaves as Blender's embedded Python does.
     """
-    from stylepass.core.blender_runtime import env_python
+    from stylepass.core.cli.blender_runtime import env_python
 
     fake = tmp_path / "blender"
     fake.write_text(f"""#!/bin/sh

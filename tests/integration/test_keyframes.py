@@ -50,7 +50,7 @@ def test_paint_over_a_template_register_replace_and_remove(export, tmp_path):
     replaced = stylepass("keyframe", "add", str(export), str(tmp_path / "paint.png"), "--frame", "2", "--replace")
     assert replaced.returncode == 0 and len(list((export / "keyframes" / "replaced").iterdir())) == 1
 
-    from stylepass.training.paired_dataset import PairedDataset
+    from stylepass.training.data.paired_dataset import PairedDataset
 
     item = PairedDataset(export, "train", passes=("albedo", "normal"))[0]
     assert item["target"].shape == (3, 27, 48)

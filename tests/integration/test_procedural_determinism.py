@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stylepass.core.blender_runtime import SUPPORTED_VERSIONS, env_python
+from stylepass.core.cli.blender_runtime import SUPPORTED_VERSIONS, env_python
 
 from .conftest import ASSETS, REPO
 
@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     EXTENSION = "bl_ext.user_default.stylepass"
     bpy.ops.preferences.addon_enable(module=EXTENSION)
     try:
-        procedural = importlib.import_module(EXTENSION + ".procedural_scene")
+        procedural = importlib.import_module(EXTENSION + ".scene.procedural_scene")
         settings = procedural.ProceduralSettings(assets=tuple(sys.argv[2:]), max_objects=6)
         descriptions = [procedural.describe_scene(procedural.build_procedural_scene(int(seed), settings))
                         for seed in sys.argv[1].split(",")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from stylepass.core.models import RADConfig, UNetConfig, build_generator
-from stylepass.core.models.tiling import blend_ramp, tile_spans, tiled_apply
+from stylepass.core.inference.tiling import blend_ramp, tile_spans, tiled_apply
 
 
 def model_for(config) -> torch.nn.Module:

@@ -18,10 +18,10 @@ import torch
 
 from stylepass.core.models.config import build_generator, model_config_from_dict
 from stylepass.core.models.serialization import save_model
-from stylepass.training import onnx_export
-from stylepass.training.checkpoint import save_checkpoint
-from stylepass.training.cli import EXIT_BAD_INPUT, EXIT_OK, register
-from stylepass.training.onnx_export import (
+from stylepass.training.deploy import onnx_export
+from stylepass.training.loop.checkpoint import save_checkpoint
+from stylepass.core.cli.train_command import EXIT_BAD_INPUT, EXIT_OK, register
+from stylepass.training.deploy.onnx_export import (
     ONNX_MODEL,
     export_onnx,
     frame_feed,

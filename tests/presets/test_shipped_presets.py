@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from stylepass.core.stylise import MODEL_WEIGHTS, presets_dir, weights_digest
+from stylepass.core.inference.stylise import MODEL_WEIGHTS, presets_dir, weights_digest
 
 PRESETS = ("enhance", "toon", "painterly", "sketch")
 WEIGHTS_BUDGET_MB = 30

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from stylepass.blender_addon.atomic_files import append_jsonl
-from stylepass.blender_addon.export_format import MANIFEST_NAME, frame_stem
+from stylepass.blender_addon.contract.atomic_files import append_jsonl
+from stylepass.blender_addon.contract.export_format import MANIFEST_NAME, frame_stem
 from stylepass.core.models import RADConfig, UNetConfig, build_generator, save_model
 from tests.training.conftest import make_frame, write_test_gbuffer
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from stylepass.blender_addon.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.headless_protocol import ExitCode
 from stylepass.core.cli import main
-from stylepass.core.gbuffer import read_gbuffer
+from stylepass.core.io.gbuffer import read_gbuffer
 from stylepass.core.models import RADConfig, build_generator
-from stylepass.core.stylise import OUTPUT_MANIFEST, PRESETS_ENV, REPO_PRESETS, Styliser
+from stylepass.core.inference.stylise import OUTPUT_MANIFEST, PRESETS_ENV, REPO_PRESETS, Styliser
 
 from .conftest import PASSES, TINY_RAD, smooth_frame, write_export, write_model
 

@@ -14,16 +14,22 @@ import torch
 
 import stylepass.blender_addon
 import stylepass.core
-from stylepass.blender_addon.worker_protocol import ERROR_KINDS, NO_TORCH_EXIT_CODE, WORKER_MODULE, decode, encode
-from stylepass.core.exr_file import read_exr
+from stylepass.blender_addon.contract.worker_protocol import (
+    ERROR_KINDS,
+    NO_TORCH_EXIT_CODE,
+    WORKER_MODULE,
+    decode,
+    encode,
+)
+from stylepass.core.io.exr_file import read_exr
 from stylepass.core.models import RADConfig
-from stylepass.core.stylise import PRESETS_ENV
+from stylepass.core.inference.stylise import PRESETS_ENV
 
 from .conftest import PASSES, smooth_frame, write_export, write_model
 
 
 class WorkerProcess:
-    """``python -m stylepass.core.worker`` with helpers to send a request and read its lines."""
+    """``python -m stylepass.core.inference.worker`` with helpers to send a request and read its lines."""
 
     def __init__(self, cwd: Path) -> None:
         """Start a worker whose presets folder is ``cwd/presets``."""

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from stylepass.blender_addon.keyframes import add_keyframe
-from stylepass.training.augment import AugmentSettings
-from stylepass.training.train_style import StyleSettings, train_style
+from stylepass.blender_addon.contract.keyframes import add_keyframe
+from stylepass.training.data.augment import AugmentSettings
+from stylepass.training.loop.train_style import StyleSettings, train_style
 
 from .synthetic import paint, save_png, write_scene_export
 

@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
-from stylepass.blender_addon.atomic_files import append_jsonl
-from stylepass.blender_addon.export_format import MANIFEST_NAME, frame_stem
+from stylepass.blender_addon.contract.atomic_files import append_jsonl
+from stylepass.blender_addon.contract.export_format import MANIFEST_NAME, frame_stem
 from tests.training.conftest import write_test_gbuffer
 
 ALBEDOS = np.array([[0.0, 0.0, 0.0], [0.55, 0.55, 0.5], [0.6, 0.45, 0.3], [0.7, 0.1, 0.1],

@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from stylepass.training.augment import (AugmentSettings, PatchTransform, augmented_batch, cut_patch, draw_transform,
-                                        prepare_frame)
+from stylepass.training.data.augment import (
+    AugmentSettings,
+    PatchTransform,
+    augmented_batch,
+    cut_patch,
+    draw_transform,
+    prepare_frame,
+)
 
 PASSES = ("albedo", "normal", "depth")
 H, W = 40, 48

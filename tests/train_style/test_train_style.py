@@ -18,14 +18,14 @@ import pytest
 import torch
 from PIL import Image
 
-from stylepass.blender_addon.headless_protocol import BadInputError, JobCancelled
-from stylepass.blender_addon.train_style_job import StyleFolders, TrainStyleJob, train_style_argv
+from stylepass.blender_addon.contract.headless_protocol import BadInputError, JobCancelled
+from stylepass.blender_addon.live.train_style_job import StyleFolders, TrainStyleJob, train_style_argv
 from stylepass.core.cli import main
-from stylepass.core.gbuffer import read_gbuffer
-from stylepass.core.stylise import load_styliser
+from stylepass.core.io.gbuffer import read_gbuffer
+from stylepass.core.inference.stylise import load_styliser
 from stylepass.core.models.serialization import load_tensors
-from stylepass.training.checkpoint import latest_checkpoint
-from stylepass.training.train_style import StyleSettings, TrainStyleError, read_painting, train_style
+from stylepass.training.loop.checkpoint import latest_checkpoint
+from stylepass.training.loop.train_style import StyleSettings, TrainStyleError, read_painting, train_style
 
 from .conftest import FRAMES, PAINTED, SIZE, TINY_SETTINGS, digest
 from .synthetic import display, paint, to_srgb, write_scene_export
@@ -192,8 +192,8 @@ def test_a_time_budget_exports_the_style_so_far_and_resume_goes_on(painted_expor
 
 
 def test_a_non_finite_loss_stops_with_the_last_good_checkpoint_named(painted_export, tmp_path, monkeypatch):
-    from stylepass.training import train_style as module
-    from stylepass.training.trainer import NonFiniteLossError
+    from stylepass.training.loop import train_style as module
+    from stylepass.training.loop.trainer import NonFiniteLossError
 
     real_loss, calls = module.style_loss, []
 

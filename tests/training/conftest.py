@@ -1,7 +1,7 @@
 """Fixtures: a tiny synthetic paired dataset written as real files.
 
 Inputs are G-buffer exports in Blender's layout (multilayer EXR + sidecar JSON) read by the real
-``stylepass.core.gbuffer.read_gbuffer``; targets are real PNG (sRGB 8-bit) and EXR (linear)
+``stylepass.core.io.gbuffer.read_gbuffer``; targets are real PNG (sRGB 8-bit) and EXR (linear)
 files read by the dataset's own target reader. The target is a fixed colour restyle of the
 beauty, so a generator can learn it in a few dozen steps.
 
@@ -132,7 +132,7 @@ def paired_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def gbuffer_reader():
     """The production G-buffer reader (a FrameReader)."""
-    from stylepass.core.gbuffer import read_gbuffer
+    from stylepass.core.io.gbuffer import read_gbuffer
 
     return read_gbuffer
 
@@ -161,7 +161,7 @@ def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from stylepass.training.perceptual import RELU_TAPS, build_vgg16_features
+    from stylepass.training.losses.perceptual import RELU_TAPS, build_vgg16_features
 
     torch.manual_seed(0)
     state = {f"features.{k}": v for k, v in build_vgg16_features(RELU_TAPS[-1]).state_dict().items()}
@@ -175,7 +175,7 @@ CLI_SCRIPT = """
 import argparse
 import sys
 
-from stylepass.training.cli import register
+from stylepass.core.cli.train_command import register
 
 parser = argparse.ArgumentParser(prog="stylepass")
 register(parser.add_subparsers(required=True))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stylepass.training.benchmark import main
+from stylepass.training.bench.train_config import main
 
 CONFIG = """
 [model]

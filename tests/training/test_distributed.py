@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stylepass.training.checkpoint import latest_checkpoint
-from stylepass.training.run_log import read_metrics
+from stylepass.training.loop.checkpoint import latest_checkpoint
+from stylepass.training.loop.run_log import read_metrics
 
 CONFIG = """
 [model]

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from stylepass.training.checkpoint import latest_checkpoint
-from stylepass.training.cli import EXIT_INTERRUPTED, EXIT_OK
-from stylepass.training.run_log import read_metrics
+from stylepass.training.loop.checkpoint import latest_checkpoint
+from stylepass.core.cli.train_command import EXIT_INTERRUPTED, EXIT_OK
+from stylepass.training.loop.run_log import read_metrics
 
 CONFIG = """
 [model]

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from stylepass.training import cartoon
-from stylepass.training.losses import discriminator_loss, generator_adversarial_loss, total_variation
-from stylepass.training.metrics import image_tiles, kernel_inception_distance, psnr, ssim
-from stylepass.training.perceptual import (
+from stylepass.training.losses import cartoon
+from stylepass.training.losses.gan import discriminator_loss, generator_adversarial_loss, total_variation
+from stylepass.training.evaluate.metrics import image_tiles, kernel_inception_distance, psnr, ssim
+from stylepass.training.losses.perceptual import (
     LPIPS,
     RELU_TAPS,
     MissingWeightsError,

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from stylepass.core.models.inputs import gbuffer_channels, tonemap
-from stylepass.training.image_io import ImageReadError, read_target_image
-from stylepass.training.paired_dataset import DatasetError, PairedDataset
-from stylepass.training.sampling import StepBatchSampler, crop_keys_for_step
+from stylepass.training.data.image_io import ImageReadError, read_target_image
+from stylepass.training.data.paired_dataset import DatasetError, PairedDataset
+from stylepass.training.data.sampling import StepBatchSampler, crop_keys_for_step
 
 PASSES = ("albedo", "normal", "depth")
 
@@ -70,7 +70,7 @@ def test_dataset_lacking_a_pass_names_it(paired_dataset: Path, gbuffer_reader) -
 def test_export_lacking_a_required_pass_is_named(paired_dataset: Path, gbuffer_writer, frame_factory, tmp_path: Path) -> None:
     root = copy_dataset(paired_dataset, tmp_path / "d")
     gbuffer_writer(root / "frames" / "0000.exr", frame_factory(np.random.default_rng(0)), passes=())
-    data = PairedDataset(root, "train", PASSES)  # the default reader: stylepass.core.gbuffer
+    data = PairedDataset(root, "train", PASSES)  # the default reader: stylepass.core.io.gbuffer
     with pytest.raises(DatasetError, match="0000.exr has no albedo pass"):
         data.check_passes()
 

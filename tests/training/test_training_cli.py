@@ -14,8 +14,8 @@ import torch
 from stylepass.core.models import load_model
 from stylepass.core.models.config import build_generator
 from stylepass.core.models.serialization import load_tensors
-from stylepass.training.checkpoint import latest_checkpoint
-from stylepass.training.cli import EXIT_BAD_INPUT, EXIT_OK, register
+from stylepass.training.loop.checkpoint import latest_checkpoint
+from stylepass.core.cli.train_command import EXIT_BAD_INPUT, EXIT_OK, register
 
 CONFIG = """
 [model]
@@ -107,7 +107,7 @@ def test_registering_the_subcommands_does_not_import_torch() -> None:
     import sys
 
     code = (
-        "import argparse, sys; from stylepass.training.cli import register; "
+        "import argparse, sys; from stylepass.core.cli.train_command import register; "
         "register(argparse.ArgumentParser().add_subparsers()); print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

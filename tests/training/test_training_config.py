@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stylepass.core.models import ConfigError, UNetConfig
-from stylepass.training.config import TrainConfig, config_from_dict, config_to_toml, load_config
+from stylepass.training.loop.config import TrainConfig, config_from_dict, config_to_toml, load_config
 
 
 def test_empty_config_gives_the_documented_defaults() -> None:

@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stylepass.training.checkpoint import latest_checkpoint
-from stylepass.training.config import TrainConfig, config_from_dict
-from stylepass.training.run_log import StepTimer, read_metrics
-from stylepass.training.trainer import NonFiniteLossError, train
+from stylepass.training.loop.checkpoint import latest_checkpoint
+from stylepass.training.loop.config import TrainConfig, config_from_dict
+from stylepass.training.loop.run_log import StepTimer, read_metrics
+from stylepass.training.loop.trainer import NonFiniteLossError, train
 
 MODELS = {
     "unet": {"family": "unet", "base_width": 8, "depth": 3, "gbuffer_passes": ["albedo"]},
@@ -178,8 +178,8 @@ def test_loader_worker_processes_change_nothing(paired_dataset: Path, tmp_path: 
 
 def test_bf16_autocast_training_path(paired_dataset: Path, gbuffer_reader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The dtype mixing of CUDA's bf16 autocast, exercised with the CPU's autocast."""
-    import stylepass.training.step as step_module
-    import stylepass.training.trainer as trainer_module
+    import stylepass.training.loop.step as step_module
+    import stylepass.training.loop.trainer as trainer_module
 
     def cpu_bf16(device: torch.device):
         return torch.autocast("cpu", dtype=torch.bfloat16)

@@ -12,12 +12,12 @@ from PIL import Image
 from stylepass.core.models import ConfigError
 from stylepass.core.models.config import build_generator
 from stylepass.core.models.serialization import load_tensors
-from stylepass.training.checkpoint import latest_checkpoint
-from stylepass.training.config import config_from_dict
-from stylepass.training.paired_dataset import DatasetError, PairedDataset
-from stylepass.training.run_log import read_metrics
-from stylepass.training.trainer import train
-from stylepass.training.unpaired_dataset import TargetPatchIndex, UnpairedDataset, patch_descriptor
+from stylepass.training.loop.checkpoint import latest_checkpoint
+from stylepass.training.loop.config import config_from_dict
+from stylepass.training.data.paired_dataset import DatasetError, PairedDataset
+from stylepass.training.loop.run_log import read_metrics
+from stylepass.training.loop.trainer import train
+from stylepass.training.data.unpaired_dataset import TargetPatchIndex, UnpairedDataset, patch_descriptor
 
 MODEL = {"family": "rad", "widths": [8, 16], "blocks": [1, 1], "gbuffer_widths": [8, 8], "num_materials": 4}
 

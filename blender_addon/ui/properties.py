@@ -1,0 +1,75 @@
+"""The scene's Stylepass settings, shown in the panel (bpy)."""
+
+from __future__ import annotations
+
+import bpy
+
+from .. import ADDON_ID
+
+
+class StylepassSceneSettings(bpy.types.PropertyGroup):
+    """Per-scene settings: ``scene.stylepass``."""
+
+    output_dir: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Export folder",
+        description="Folder for G-buffer exports (EXR + JSON per frame); // is relative to the .blend",
+        default="//stylepass_export/",
+        subtype="DIR_PATH",
+        options={"PATH_SUPPORTS_BLEND_RELATIVE"},
+    )
+    model: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Style",
+        description="A shipped preset (enhance, toon, painterly, sketch) or a model folder "
+                    "(model.safetensors + config.json, from `stylepass export-model`)",
+        default="",
+        subtype="NONE",
+    )
+    style_name: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Style name",
+        description="Train style writes the custom style to <export folder>/styles/<name>/",
+        default="custom_style",
+    )
+    stylise_on_render: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Stylise on render",
+        description="Stylise every frame as it is rendered (F12, or Render Animation); the compositor then "
+                    "shows the result",
+        default=False,
+    )
+    device: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Device",
+        items=[("auto", "Auto", "The GPU if the worker's torch has CUDA, else the CPU"),
+               ("cuda", "GPU (CUDA)", "Fail if CUDA is not available"),
+               ("cpu", "CPU", "Slower, works everywhere")],
+        default="auto",
+    )
+
+
+class StylepassJobStatus(bpy.types.PropertyGroup):
+    """Transient state of a job, for the panel: ``window_manager.stylepass_job`` (stylise) and
+    ``window_manager.stylepass_train`` (Train style)."""
+
+    state: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        items=[("IDLE", "Idle", ""), ("RUNNING", "Running", ""), ("DONE", "Done", ""),
+               ("FAILED", "Failed", ""), ("CANCELLED", "Cancelled", "")],
+        default="IDLE",
+    )
+    message: bpy.props.StringProperty(default="")  # type: ignore[valid-type]
+    progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
+    cancel_requested: bpy.props.BoolProperty(default=False)  # type: ignore[valid-type]
+
+
+class StylepassPreferences(bpy.types.AddonPreferences):
+    """Add-on preferences: the Python that runs the stylise worker."""
+
+    bl_idname = ADDON_ID
+
+    worker_python: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Core Python",
+        description="Python with stylepass and torch installed (.venv/bin/python from `python build.py setup`); "
+                    "empty: the repository's .venv next to the add-on",
+        default="",
+        subtype="FILE_PATH",
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        self.layout.prop(self, "worker_python")

@@ -1,0 +1,31 @@
+"""Register and unregister the add-on's classes and properties (bpy)."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import operators, panel, properties, stylise_operators, train_style_operators
+from ..live import stylise_job, stylise_on_render, train_style_job
+
+_CLASSES = (properties.StylepassSceneSettings, properties.StylepassJobStatus, properties.StylepassPreferences,
+            *operators.CLASSES, *stylise_operators.CLASSES, *train_style_operators.CLASSES, *panel.CLASSES)
+
+
+def register() -> None:
+    for cls in _CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.stylepass = bpy.props.PointerProperty(type=properties.StylepassSceneSettings)
+    bpy.types.WindowManager.stylepass_job = bpy.props.PointerProperty(type=properties.StylepassJobStatus)
+    bpy.types.WindowManager.stylepass_train = bpy.props.PointerProperty(type=properties.StylepassJobStatus)
+    stylise_on_render.register()
+
+
+def unregister() -> None:
+    stylise_on_render.unregister()
+    stylise_job.stop_workers()
+    train_style_job.stop_all()
+    del bpy.types.WindowManager.stylepass_train
+    del bpy.types.WindowManager.stylepass_job
+    del bpy.types.Scene.stylepass
+    for cls in reversed(_CLASSES):
+        bpy.utils.unregister_class(cls)

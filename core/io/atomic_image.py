@@ -1,0 +1,23 @@
+"""Write images atomically (temporary file, then rename) with Pillow (Blender-free)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stylepass.blender_addon.contract.atomic_files import commit, temp_path_for
+
+
+def save_png_atomic(path: Path, rgb8: np.ndarray) -> Path:
+    """Save an (H, W, 3) uint8 array as PNG at ``path`` atomically; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(path)
+    try:
+        Image.fromarray(rgb8).save(temp, format="PNG")
+        commit(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
