@@ -1,4 +1,4 @@
-"""``stylepass evaluate``: PSNR/SSIM of a model on a dataset's held-out split, beside the untouched
+"""``stylepass evaluate``: PSNR, SSIM and fine-detail ratio of a model on a dataset's held-out split, beside the untouched
 input and Blender's Denoise node (core: :mod:`stylepass.training.evaluate.held_out`)."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ exit codes:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the CLI."""
     parser = commands.add_parser(
-        "evaluate", help="PSNR/SSIM of a model on a dataset's held-out split, beside the baselines",
+        "evaluate", help="PSNR, SSIM and fine-detail ratio of a model on a dataset's held-out split, beside the baselines",
         description="Run MODEL on every pair of a split of DATASET (whole frames, as `stylepass stylise` "
                     "does) and compare output, untouched input and, for enhance datasets, Blender's "
                     "Denoise node on the input, with the targets: PSNR and SSIM per pair, per scene and "
@@ -190,17 +190,18 @@ def _run_model(styliser: Styliser, pairs: list[PairRecord], dataset: Path, denoi
 
 
 def _print_table(report: dict[str, Any]) -> None:
-    """Per-scene and mean PSNR/SSIM of each method, on stdout."""
+    """Per-scene and mean PSNR, SSIM and fine-detail ratio of each method, on stdout."""
     methods = report["methods"]
     table = Table(title=f"{report['model']['name']} on split {report['split']!r} ({report['count']} pairs)")
     table.add_column("scene", no_wrap=True)
     table.add_column("pairs", justify="right")
-    for metric in ("PSNR dB", "SSIM"):
+    columns = (("PSNR dB", "psnr", "{:.2f}"), ("SSIM", "ssim", "{:.4f}"), ("detail", "detail", "{:.2f}"))
+    for heading, _, _ in columns:
         for method in methods:
-            table.add_column(f"{metric} {method}", justify="right")
+            table.add_column(f"{heading} {method}", justify="right")
 
     def cells(figures: dict[str, Any]) -> list[str]:
-        return ([f"{figures[m]['psnr']:.2f}" for m in methods] + [f"{figures[m]['ssim']:.4f}" for m in methods])
+        return [shown.format(figures[m][key]) for _, key, shown in columns for m in methods]
 
     for scene, figures in report["scenes"].items():
         table.add_row(scene, str(figures["pairs"]), *cells(figures))

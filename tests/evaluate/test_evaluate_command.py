@@ -19,7 +19,7 @@ from stylepass.core.models.inputs import tonemap
 from stylepass.core.models.serialization import load_model
 from stylepass.core.inference.stylise import PRESETS_ENV, weights_digest
 from stylepass.training.data.image_io import read_target_image
-from stylepass.training.evaluate.metrics import psnr, ssim
+from stylepass.training.evaluate.metrics import laplacian_energy, psnr, ssim
 from stylepass.training.data.paired_dataset import PairedDataset
 from stylepass.training.loop.trainer import OptionalMetrics, validate
 
@@ -53,7 +53,9 @@ def test_figures_are_the_metric_functions_on_the_same_images(tmp_path, toon_data
         target = read_target_image(toon_dataset / row["target"])[None]
         assert row["psnr"]["input"] == pytest.approx(float(psnr(image, target)), abs=1e-9)
         assert row["ssim"]["input"] == pytest.approx(float(ssim(image, target)), abs=1e-9)
-        assert all(math.isfinite(v) for metric in ("psnr", "ssim") for v in row[metric].values())
+        detail = float(laplacian_energy(image)[0] / laplacian_energy(target)[0])
+        assert row["detail"]["input"] == pytest.approx(detail, rel=1e-6)
+        assert all(math.isfinite(v) for metric in ("psnr", "ssim", "detail") for v in row[metric].values())
         assert row["psnr"]["model"] != pytest.approx(row["psnr"]["input"], abs=0.01)  # the model changed the image
 
     # model: the means equal training validation's val/psnr and val/ssim on the same split
@@ -74,6 +76,7 @@ def test_figures_are_the_metric_functions_on_the_same_images(tmp_path, toon_data
     # the table: a row per scene and the means
     printed = capsys.readouterr().out
     assert "PSNR dB" in printed and f"{report['means']['model']['psnr']:.2f}" in printed
+    assert "detail" in printed and f"{report['means']['model']['detail']:.2f}" in printed
 
     # the sheet: 3 rows of input | output | target, 40x48 frames enlarged 4x to 160x192
     with Image.open(out / "sheet.png") as sheet:
@@ -97,6 +100,8 @@ def test_a_known_difference_gives_its_psnr_and_the_identity_model_matches_the_in
         assert row["psnr"]["input"] == pytest.approx(20.0, abs=1e-3)
         assert row["psnr"]["model"] == pytest.approx(row["psnr"]["input"], abs=1e-3)
         assert row["ssim"]["model"] == pytest.approx(row["ssim"]["input"], abs=1e-4)
+        # a constant shift keeps every edge: the input has all of the target's fine detail
+        assert row["detail"]["input"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_the_same_command_gives_the_same_report_and_sheet(tmp_path, toon_dataset, rad_model):

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from stylepass.training.losses import cartoon
 from stylepass.training.losses.gan import discriminator_loss, generator_adversarial_loss, total_variation
-from stylepass.training.evaluate.metrics import image_tiles, kernel_inception_distance, psnr, ssim
+from stylepass.training.evaluate.metrics import image_tiles, kernel_inception_distance, laplacian_energy, psnr, ssim
 from stylepass.training.losses.perceptual import (
     LPIPS,
     RELU_TAPS,
@@ -34,6 +34,20 @@ def test_psnr_and_ssim_known_values() -> None:
     torch.testing.assert_close(ssim(image, image), torch.ones(1))
     assert scores[0] > scores[1] > scores[2] > 0
     assert ssim(torch.rand(1, 3, 5, 4), torch.rand(1, 3, 5, 4)).shape == (1,)  # smaller than the window
+
+
+def test_laplacian_energy_falls_with_blur_and_is_zero_on_flat_images() -> None:
+    torch.manual_seed(0)
+    sharp = (torch.rand(2, 3, 32, 32) > 0.5).float()  # hard edges everywhere
+    blurred = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1, count_include_pad=False)
+    energy = laplacian_energy(sharp)
+    assert energy.shape == (2,) and (energy > 0.5).all()
+    assert (laplacian_energy(blurred) < 0.5 * energy).all()
+    assert torch.equal(laplacian_energy(torch.full((1, 3, 8, 8), 0.7)), torch.zeros(1))
+    # one vertical step edge of height 1: |Laplacian| 1 on each side of the edge, two columns of 8
+    step = torch.zeros(1, 1, 8, 8)
+    step[..., 4:] = 1.0
+    assert float(laplacian_energy(step)[0]) == pytest.approx(2 * 8 / 64)
 
 
 def test_adversarial_losses() -> None:

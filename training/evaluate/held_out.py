@@ -16,7 +16,9 @@ metrics.jsonl) and the presets' cards: images in the model range ``y = x / (1 + 
 scene-linear RGB ``x`` (:func:`stylepass.core.models.inputs.tonemap`); PNG targets are decoded
 from sRGB to linear first (:func:`stylepass.training.data.image_io.read_target_image`), so a display
 white is 0.5. PSNR (data range 1, clamped at 100 dB for identical images) and SSIM (11x11
-Gaussian, sigma 1.5) are :mod:`stylepass.training.evaluate.metrics`. Means are over pairs, as
+Gaussian, sigma 1.5) are :mod:`stylepass.training.evaluate.metrics`. Beside them, the fine-detail
+ratio: the image's mean absolute Laplacian over the target's (1 keeps the target's detail; a
+blurred output falls well below 1; noise or lines the target lacks rise above it). Means are over pairs, as
 validation's are. Validation crops frames larger than ``train.val_max_size`` to their centre;
 evaluation always uses whole frames.
 """
@@ -40,13 +42,14 @@ from stylepass.core.models.inputs import frame_to_tensors, inverse_tonemap, tone
 from stylepass.core.io.preview_images import albedo_to_rgb8, tile_grid
 
 from ..data.image_io import ImageReadError, read_linear_exr, read_target_image
-from .metrics import psnr, ssim
+from .metrics import laplacian_energy, psnr, ssim
 from ..data.paired_dataset import PAIRS_FILE, DatasetError, PairRecord, read_pairs
 
 REPORT_FORMAT = "stylepass-evaluation"
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: the fine-detail ratio ("detail") beside PSNR and SSIM
 IDENTITY_FILE = "dataset.json"  # blender_addon.dataset_layout.IDENTITY_NAME
 METHODS = ("model", "input", "denoise")
+FIGURES = ("psnr", "ssim", "detail")  # per pair and method; "detail" is the fine-detail ratio below
 MAX_PSNR = 100.0  # identical images give +inf; validation clamps to this too
 METRIC_SPACE = ("model range y = x / (1 + x) of scene-linear RGB x (PNG targets sRGB-decoded to linear "
                 "first), as in training validation; PSNR with data range 1, clamped at 100 dB; SSIM with "
@@ -163,9 +166,13 @@ def denoise_job_list(pairs: list[PairRecord], root: Path, denoise_dir: Path) -> 
 
 
 def image_metrics(image: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """``{"psnr", "ssim"}`` of one image against its target, both (3, H, W) in the model range [0, 1)."""
+    """``{"psnr", "ssim", "detail"}`` of one image against its target, both (3, H, W) in the model range
+    [0, 1). ``detail``: mean absolute Laplacian of the image over the target's (a flat target counts
+    as 1e-6, so the ratio stays finite)."""
     batch, reference = image[None].float(), target[None].float()
-    return {"psnr": float(psnr(batch, reference).clamp(max=MAX_PSNR)[0]), "ssim": float(ssim(batch, reference)[0])}
+    detail = float(laplacian_energy(batch)[0]) / max(float(laplacian_energy(reference)[0]), 1e-6)
+    return {"psnr": float(psnr(batch, reference).clamp(max=MAX_PSNR)[0]), "ssim": float(ssim(batch, reference)[0]),
+            "detail": detail}
 
 
 @contextlib.contextmanager
@@ -193,7 +200,7 @@ class Evaluation:
     """Per-pair figures and the panels of the first pairs for the sheet.
 
     rows: one dict per pair: ``scene``, ``input``, ``target`` (paths relative to the dataset),
-        ``psnr`` and ``ssim`` (each ``{method: value}`` for the methods run).
+        ``psnr``, ``ssim`` and ``detail`` (each ``{method: value}`` for the methods run).
     panels: for the first pairs, ``[input, output, target(, denoised)]`` in the model range,
         each (3, H, W) float32 on the CPU.
     labels: the sheet's row labels of those pairs.
@@ -239,8 +246,7 @@ def evaluate_pairs(stylise: Stylise, read_frame: ReadFrame, pairs: list[PairReco
             evaluation.rows.append({
                 "scene": record.scene, "input": relative_name(record.input, root),
                 "target": relative_name(record.target, root),
-                "psnr": {method: value["psnr"] for method, value in figures.items()},
-                "ssim": {method: value["ssim"] for method, value in figures.items()}})
+                **{metric: {method: value[metric] for method, value in figures.items()} for metric in FIGURES}})
             if index < sheet_rows:
                 panel = [images["input"], images["model"], target]
                 evaluation.panels.append(panel + ([images["denoise"]] if denoised is not None else []))
@@ -265,14 +271,14 @@ def _read_target(record: PairRecord, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def mean_figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """``{method: {"psnr", "ssim"}}``: means over `rows` (pairs), for the methods of the first row."""
+    """``{method: {"psnr", "ssim", "detail"}}``: means over `rows` (pairs), for the methods of the first row."""
     methods = [method for method in METHODS if rows and method in rows[0]["psnr"]]
     return {method: {metric: math.fsum(row[metric][method] for row in rows) / len(rows)
-                     for metric in ("psnr", "ssim")} for method in methods}
+                     for metric in FIGURES} for method in methods}
 
 
 def scene_figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``{scene: {"pairs": n, method: {"psnr", "ssim"}}}``: means per scene, scenes sorted."""
+    """``{scene: {"pairs": n, method: {"psnr", "ssim", "detail"}}}``: means per scene, scenes sorted."""
     scenes: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         scenes.setdefault(row["scene"], []).append(row)
@@ -322,8 +328,11 @@ def sheet_image(evaluation: Evaluation) -> np.ndarray:
     if not evaluation.panels:
         raise ValueError("no pair to show")
     means = mean_figures(evaluation.rows)
-    titles = [f"input {means['input']['psnr']:.2f} dB", f"output {means['model']['psnr']:.2f} dB", "target"]
+    def title(method: str, name: str) -> str:
+        return f"{name} {means[method]['psnr']:.2f} dB, detail {means[method]['detail']:.2f}"
+
+    titles = [title("input", "input"), title("model", "output"), "target"]
     if "denoise" in means:
-        titles.append(f"denoise {means['denoise']['psnr']:.2f} dB")
+        titles.append(title("denoise", "denoise"))
     rows = [[enlarged(display_rgb8(panel)) for panel in panels] for panels in evaluation.panels]
     return tile_grid(rows, titles, evaluation.labels)
