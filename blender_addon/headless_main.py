@@ -5,7 +5,7 @@
 
 ``JOB`` is ``export``, ``dataset``, ``compose`` or ``denoise`` (see ``<job>_job.py``). This file
 registers the add-on from the folder it lives in, runs the job, reports progress on
-stdout as ``headless_protocol`` events and exits with a ``headless_protocol.ExitCode``.
+stdout as ``headless_protocol`` events and exits with an ``exit_codes.ExitCode``.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ class CancelRequest:
 def run(argv: list[str]) -> int:
     """Run the job named by ``argv[0]`` with the add-on registered; returns the exit code."""
     with addon_registered():
-        from stylepass_addon.contract.headless_protocol import (ExitCode, JobCancelled, encode_event, error_exit_code,
-                                                       error_message)
+        from stylepass_addon.contract.exit_codes import ExitCode
+        from stylepass_addon.contract.headless_protocol import (JobCancelled, encode_event, error_exit_code,
+                                                                error_message)
 
         def emit(kind: str, **fields: object) -> None:
             print(encode_event(kind, **fields), flush=True)

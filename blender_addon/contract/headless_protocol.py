@@ -2,7 +2,7 @@
 
 A job runs inside Blender (bpy) in a child process. It reports progress as lines
 ``@@stylepass {json}`` on stdout among Blender's own output, and ends with an exit code
-from :class:`ExitCode` that the CLI passes on, so farm schedulers can act on it.
+from :class:`.exit_codes.ExitCode` that the CLI passes on, so farm schedulers can act on it.
 
 Events: ``start`` (total, message), ``progress`` (done, total, label, status),
 ``warning`` (message), ``error`` (code, message), ``done`` (message).
@@ -10,24 +10,13 @@ Events: ``start`` (total, message), ``progress`` (done, total, label, status),
 
 from __future__ import annotations
 
-import enum
 import errno
 import json
 from typing import Any
 
+from .exit_codes import ExitCode
+
 EVENT_PREFIX = "@@stylepass "
-
-
-class ExitCode(enum.IntEnum):
-    """Exit codes of every ``stylepass`` command (documented in the README)."""
-
-    OK = 0
-    FAILED = 1            # unexpected error: worth a retry, then a bug report
-    BAD_INPUT = 2         # the scene, a setting or an argument is wrong: fix it, do not retry
-    OUTPUT_UNWRITABLE = 3  # the output folder cannot be written
-    NO_BLENDER = 4        # the requested Blender is not installed or does not start
-    DIVERGED = 5          # training stopped on a non-finite loss (the last good checkpoint is kept)
-    CANCELLED = 130       # interrupted (Ctrl-C / SIGTERM); re-run the same command to resume
 
 
 class JobError(RuntimeError):

@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..contract.headless_protocol import BadInputError, ExitCode, JobCancelled, JobError, decode_event
+from ..contract.exit_codes import ExitCode
+from ..contract.headless_protocol import BadInputError, JobCancelled, JobError, decode_event
 from ..contract.keyframes import list_keyframes
 
 STYLES_DIR = "styles"

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from stylepass.blender_addon.contract.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

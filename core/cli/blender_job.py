@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from stylepass.blender_addon.contract.headless_protocol import ExitCode, decode_event
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.headless_protocol import decode_event
 
 from .blender_runtime import BlenderNotFoundError, addon_dir, blender_command
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from stylepass.blender_addon.contract.dataset_options import DatasetOptions, add_dataset_arguments
-from stylepass.blender_addon.contract.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from ..io.dataset_tools import DatasetError, contact_sheet, merge_datasets, summarise
 from .blender_job import make_console, print_error, run_blender_job

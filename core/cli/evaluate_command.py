@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stylepass.blender_addon.contract.atomic_files import write_json_atomic
-from stylepass.blender_addon.contract.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from ..io.dataset_tools import EVALUATIONS_FOLDER
 from .blender_job import make_console, run_blender_job

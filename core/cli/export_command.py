@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from stylepass.blender_addon.contract.export_options import ExportOptions, add_export_arguments
-from stylepass.blender_addon.contract.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from .blender_runtime import SUPPORTED_VERSIONS
 from .blender_job import make_console, print_error, run_blender_job

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from rich.console import Console
 
-from stylepass.blender_addon.contract.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from .blender_job import print_error
 

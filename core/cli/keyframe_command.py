@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from stylepass.blender_addon.contract.export_format import frame_stem
-from stylepass.blender_addon.contract.headless_protocol import BadInputError, ExitCode
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.headless_protocol import BadInputError
 from stylepass.blender_addon.contract.keyframes import add_keyframe, list_keyframes, remove_keyframe
 
 from ..io.atomic_image import save_png_atomic

@@ -1,9 +1,8 @@
 """``stylepass train`` and ``stylepass export-model`` subcommands.
 
-Wire into the main CLI with :func:`register`; each handler returns an exit code, the same
-for every ``stylepass`` command (``headless_protocol.ExitCode``): 0 done, 2 bad input
-(message on stderr), 5 non-finite loss, 130 interrupted by Ctrl-C or SIGTERM (a checkpoint
-was written; continue with --resume).
+:func:`register` adds them to the main CLI; each handler returns an :class:`ExitCode`: 0 done,
+1 the ONNX file differs from PyTorch, 2 bad input (message on stderr), 5 non-finite loss, 130
+interrupted by Ctrl-C or SIGTERM (a checkpoint was written; continue with --resume).
 """
 
 from __future__ import annotations
@@ -14,19 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-# Only the standard library at import time: `stylepass --help` must not wait for torch. The
-# handlers import the training code when they run.
+# Only the standard library (and the Blender-free contract) at import time: `stylepass --help`
+# must not wait for torch. The handlers import the training code when they run.
 
-from stylepass.blender_addon.contract.headless_protocol import ExitCode
-
-EXIT_OK = ExitCode.OK
-EXIT_BAD_INPUT = ExitCode.BAD_INPUT
-EXIT_NON_FINITE = ExitCode.DIVERGED
-EXIT_INTERRUPTED = ExitCode.CANCELLED
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 
 def input_errors() -> tuple[type[Exception], ...]:
-    """Exception types that mean bad input (exit 1 with the message, no traceback)."""
+    """Exception types that mean bad input (exit 2 with the message, no traceback)."""
     from stylepass.core.models.config import ConfigError
     from stylepass.core.models.serialization import ModelFileError
 
@@ -100,7 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
         result = train(config, args.data, args.out, device, resume=args.resume)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_NON_FINITE
+        return ExitCode.DIVERGED
     except input_errors() as error:
         return _fail(str(error))
     elapsed = time.perf_counter() - started
@@ -114,9 +108,9 @@ def run_train(args: argparse.Namespace) -> int:
               f"interval{'s' if intervals != 1 else ''}){memory}")
     if result.interrupted:
         print(f"interrupted: resume with --resume --out {args.out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.CANCELLED
     print(f"resolved config: {Path(args.out) / RESOLVED_CONFIG}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -135,9 +129,9 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"model written to {result.out_dir}")
     if result.onnx_path is not None:
         print(f"ONNX model written to {result.onnx_path} (max |ONNX - PyTorch| {result.onnx_max_diff:.2g})")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return ExitCode.BAD_INPUT

@@ -12,7 +12,8 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from stylepass.blender_addon.contract.headless_protocol import ExitCode, encode_event
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.headless_protocol import encode_event
 
 from .blender_job import make_console, print_error, print_warning
 

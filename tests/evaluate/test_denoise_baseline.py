@@ -8,7 +8,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from stylepass.blender_addon.contract.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
 from stylepass.training.data.image_io import read_linear_exr
 

@@ -20,7 +20,8 @@ from stylepass.core.models.config import build_generator, model_config_from_dict
 from stylepass.core.models.serialization import save_model
 from stylepass.training.deploy import onnx_export
 from stylepass.training.loop.checkpoint import save_checkpoint
-from stylepass.core.cli.train_command import EXIT_BAD_INPUT, EXIT_OK, register
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.core.cli.train_command import register
 from stylepass.training.deploy.onnx_export import (
     ONNX_MODEL,
     export_onnx,
@@ -119,7 +120,7 @@ def test_export_model_cli_writes_onnx_beside_a_shipped_preset(tmp_path: Path, ca
     preset = tmp_path / "toon"
     shutil.copytree(REPO / "presets" / "toon" / "model", preset)
     weights_before = (preset / "model.safetensors").stat().st_mtime_ns
-    assert run_cli("export-model", str(preset), "--out", str(preset), "--onnx") == EXIT_OK
+    assert run_cli("export-model", str(preset), "--out", str(preset), "--onnx") == ExitCode.OK
     assert "ONNX model written to" in capsys.readouterr().out
     assert (preset / "model.safetensors").stat().st_mtime_ns == weights_before  # not rewritten
     assert sorted(p.name for p in preset.iterdir()) == ["config.json", "model.onnx", "model.safetensors"]
@@ -138,7 +139,7 @@ def test_export_model_cli_exports_a_training_run_to_onnx(tmp_path: Path) -> None
     )
     save_checkpoint(run, 1, {"generator": generator}, {})
     out = tmp_path / "model"
-    assert run_cli("export-model", str(run), "--out", str(out), "--onnx") == EXIT_OK
+    assert run_cli("export-model", str(run), "--out", str(out), "--onnx") == ExitCode.OK
     frame = sample_frame(config, 15, 22, seed=5)
     session = onnxruntime.InferenceSession(str(out / ONNX_MODEL), providers=["CPUExecutionProvider"])
     rgb = session.run(["rgb"], frame_feed(frame, config))[0]
@@ -149,7 +150,7 @@ def test_missing_onnx_packages_exit_2_with_install_hint(tmp_path: Path, monkeypa
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     out = tmp_path / "out"
     code = run_cli("export-model", str(REPO / "presets" / "toon" / "model"), "--out", str(out), "--onnx")
-    assert code == EXIT_BAD_INPUT
+    assert code == ExitCode.BAD_INPUT
     assert "pip install 'stylepass[onnx]'" in capsys.readouterr().err
     assert not out.exists()  # checked before anything is written
 
@@ -161,7 +162,7 @@ def test_bad_source_exit_2(tmp_path: Path, capsys, make_source: str) -> None:
         source.mkdir()
     elif make_source == "a_file":
         source.write_text("not a model")
-    assert run_cli("export-model", str(source), "--out", str(tmp_path / "out"), "--onnx") == EXIT_BAD_INPUT
+    assert run_cli("export-model", str(source), "--out", str(tmp_path / "out"), "--onnx") == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert "is not a training run" in err and "nor a model dir" in err
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylepass.blender_addon.contract.headless_protocol import ExitCode
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
 from stylepass.core.io.gbuffer import read_gbuffer
 from stylepass.core.models import RADConfig, build_generator

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from stylepass.training.loop.checkpoint import latest_checkpoint
-from stylepass.core.cli.train_command import EXIT_INTERRUPTED, EXIT_OK
+from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.training.loop.run_log import read_metrics
 
 CONFIG = """
@@ -48,7 +48,7 @@ def test_ctrl_c_on_the_process_group_stops_with_a_checkpoint(paired_dataset: Pat
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
     _, err = process.communicate(timeout=120)
-    assert process.returncode == EXIT_INTERRUPTED, err[-2000:]
+    assert process.returncode == ExitCode.CANCELLED, err[-2000:]
     assert "interrupted: resume with --resume" in err and err.count("stopping after this step") == 1
     checkpoint = latest_checkpoint(run)
     stopped_at = json.loads((checkpoint / "state.json").read_text())["step"]
@@ -56,5 +56,5 @@ def test_ctrl_c_on_the_process_group_stops_with_a_checkpoint(paired_dataset: Pat
 
     resume = [*command, "--steps", str(stopped_at + 2), "--resume"]
     done = subprocess.run(resume, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == EXIT_OK, done.stderr[-2000:]
+    assert done.returncode == ExitCode.OK, done.stderr[-2000:]
     assert latest_checkpoint(run).name == f"step-{stopped_at + 2:08d}"

@@ -15,7 +15,8 @@ from stylepass.core.models import load_model
 from stylepass.core.models.config import build_generator
 from stylepass.core.models.serialization import load_tensors
 from stylepass.training.loop.checkpoint import latest_checkpoint
-from stylepass.core.cli.train_command import EXIT_BAD_INPUT, EXIT_OK, register
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.core.cli.train_command import register
 
 CONFIG = """
 [model]
@@ -55,12 +56,12 @@ def cli_env(tmp_path: Path, paired_dataset: Path):
 def test_train_then_export_a_deployable_model(cli_env, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config, data = cli_env
     run, model_dir = tmp_path / "run", tmp_path / "model"
-    assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "5") == EXIT_OK
+    assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "5") == ExitCode.OK
     out = capsys.readouterr().out
     assert "step 5" in out and "steps/s (median of 1 log interval)" in out and "GPU memory" not in out
-    assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "8", "--resume") == EXIT_OK
+    assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "8", "--resume") == ExitCode.OK
     assert latest_checkpoint(run).name == "step-00000008"
-    assert run_cli("export-model", str(run), "--out", str(model_dir)) == EXIT_OK
+    assert run_cli("export-model", str(run), "--out", str(model_dir)) == ExitCode.OK
     model, model_config = load_model(model_dir)
     reference = build_generator(model_config).eval()
     reference.load_state_dict(load_tensors(latest_checkpoint(run) / "generator.safetensors"))
@@ -75,7 +76,7 @@ def test_bad_inputs_exit_with_a_message(cli_env, tmp_path: Path, capsys: pytest.
     common = ["--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "2"]
 
     def fails_with(messages: str | tuple[str, ...], *argv: str) -> None:
-        assert run_cli(*argv) == EXIT_BAD_INPUT
+        assert run_cli(*argv) == ExitCode.BAD_INPUT
         err = capsys.readouterr().err
         for message in (messages,) if isinstance(messages, str) else messages:
             assert message in err
@@ -84,7 +85,7 @@ def test_bad_inputs_exit_with_a_message(cli_env, tmp_path: Path, capsys: pytest.
     bad_config.write_text("[train]\nstepz = 3\n")
     fails_with("unknown key(s) in [train]: stepz; allowed: steps", "train", str(bad_config), *common)
     fails_with("nothing to resume", "train", str(config), *common, "--resume")
-    assert run_cli("train", str(config), *common) == EXIT_OK
+    assert run_cli("train", str(config), *common) == ExitCode.OK
     fails_with("already holds a run with checkpoints: pass --resume", "train", str(config), *common)
     fails_with("already at step 2, past train.steps = 1", "train", str(config), *common[:-1], "1", "--resume")
     assert "steps = 2\n" in (run / "config.toml").read_text()  # a refused resume leaves the run as it was
@@ -123,5 +124,5 @@ def test_an_error_in_a_data_loader_worker_ends_the_command(cli_env, tmp_path: Pa
     done = subprocess.run([sys.executable, "-m", "stylepass.core.cli", "train", str(too_big), "--data", str(data),
                            "--out", str(tmp_path / "run"), "--device", "cpu", "--steps", "2"],
                           capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == EXIT_BAD_INPUT, done.stderr[-2000:]
+    assert done.returncode == ExitCode.BAD_INPUT, done.stderr[-2000:]
     assert "smaller than the crop size 64; lower train.crop_size" in done.stderr
