@@ -35,7 +35,7 @@ import json, sys
 from pathlib import Path
 import torch
 from stylepass.training.loop.run_log import read_metrics, throughput_summary
-from stylepass.training.bench.run import environment
+from stylepass.training.bench.environment import environment
 
 runs, report_path, steps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 report = {"environment": environment(torch.device("cuda" if torch.cuda.is_available() else "cpu")),

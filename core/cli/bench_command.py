@@ -1,4 +1,4 @@
-"""``stylepass bench``: the performance benchmark (:mod:`.bench`), written as JSON.
+"""``stylepass bench``: the performance benchmark (:mod:`stylepass.training.bench.run`), written as JSON.
 
 Only the standard library at import time (``stylepass --help`` must not wait for torch). Exit
 codes as for every ``stylepass`` command: 0 done, 2 bad input (unknown device, CUDA asked for but
@@ -56,9 +56,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from stylepass.core.inference.predict import resolve_device
-    from stylepass.core.models.serialization import write_json_atomic
+    from stylepass.blender_addon.contract.atomic_files import write_json_atomic
 
-    from stylepass.training.bench.run import run_bench, target_lines
+    from stylepass.training.bench.run import run_bench
+    from stylepass.training.bench.targets import target_lines
 
     try:
         device = resolve_device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)

@@ -15,14 +15,8 @@ from stylepass.core.cli import main
 from stylepass.core.models.config import RADConfig, build_generator, model_config_from_dict
 from stylepass.core.inference.stylise import presets_dir
 from stylepass.core.cli import bench_command
-from stylepass.training.bench.run import (
-    EPE_BASELINE,
-    TARGETS,
-    TRAIN_BASELINE,
-    UNET_BASELINE,
-    baselines_summary,
-    evaluate_targets,
-)
+from stylepass.training.bench.candidates import EPE_BASELINE, TRAIN_BASELINE, UNET_BASELINE, baselines_summary
+from stylepass.training.bench.targets import TARGETS, evaluate_targets
 from stylepass.training.bench.baselines import EPE_PUBLISHED_PARAMETERS, UNET_256_PARAMETERS, ReferenceUNet
 from stylepass.training.bench.flops import frame_tflop, meta_model
 
@@ -131,7 +125,7 @@ def synthetic_report(**figures: float | None) -> dict[str, Any]:
                  row("preset:toon", "preset", "unet", figures["unet"]),
                  row(EPE_BASELINE, "baseline", "rad", figures["epe"]),
                  row(UNET_BASELINE, "baseline", "unet", 5.0)]
-    from stylepass.training.bench.run import ratios, scaling
+    from stylepass.training.bench.targets import ratios, scaling
 
     report = {"environment": {"device_type": "cuda"},
               "settings": {"quick": False, "train_crop": 256, "train_batch": 16},

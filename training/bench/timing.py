@@ -1,4 +1,4 @@
-"""Timing helpers shared by the benchmarks (:mod:`.benchmark`, :mod:`.bench`).
+"""Timing helpers shared by the benchmarks (:mod:`.train_config`, :mod:`.run`).
 
 On CUDA a call is timed with CUDA events recorded around it, with no host synchronisation inside
 the timed loop (one synchronisation at the end reads all events); on the CPU with

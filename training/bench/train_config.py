@@ -1,5 +1,5 @@
 """Throughput of one training config on a device: inference time per frame, training steps/s,
-peak GPU memory (the whole suite, with baselines, is ``stylepass bench``: :mod:`.bench`). Random
+peak GPU memory (the whole suite, with baselines, is ``stylepass bench``: :mod:`.run`). Random
 tensors of the config's shapes stand in for data, and the training step is the training loop's
 own :class:`.step.TrainingStep`, so the figures are those of ``stylepass train`` without data
 loading::
