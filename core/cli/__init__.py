@@ -11,7 +11,7 @@ from stylepass.core.cli import bench_command
 
 from . import compose_command, dataset_command, export_command, keyframe_command, stylise_command
 from . import evaluate_command
-from . import train_style_command
+from . import train_preset_command, train_style_command
 
 
 def _version() -> str:
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     compose_command.register(commands)
     evaluate_command.register(commands)
     training_cli.register(commands)
+    train_preset_command.register(commands)
     bench_command.register(commands)
     return parser
 

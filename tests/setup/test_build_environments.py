@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
-
-BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "build.py"
-
-
-@pytest.fixture(scope="module")
-def build_module():
-    spec = importlib.util.spec_from_file_location("stylepass_build_script", BUILD_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs to run inside a virtual environment")

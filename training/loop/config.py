@@ -230,11 +230,18 @@ def config_to_dict(config: TrainConfig) -> dict[str, dict[str, Any]]:
 
 def config_to_toml(config: TrainConfig) -> str:
     """Serialise a resolved config as TOML (every key, defaults included)."""
-    lines = ["# Resolved stylepass training config: every key, defaults included."]
-    for section, values in config_to_dict(config).items():
-        lines += ["", f"[{section}]"]
+    return "# Resolved stylepass training config: every key, defaults included.\n\n" + dumps_toml(config_to_dict(config))
+
+
+def dumps_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
+    """Tables of scalars and lists (all a training config holds) as TOML text: each ``[section]``
+    followed by its ``key = value`` lines and a blank line."""
+    lines = []
+    for section, values in tables.items():
+        lines.append(f"[{section}]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
-    return "\n".join(lines) + "\n"
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _toml_value(value: Any) -> str:

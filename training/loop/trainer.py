@@ -160,7 +160,9 @@ def target_domain_features(
     return torch.cat([features(image_tiles(chunk)) for chunk in crops.split(16)])
 
 
-def _validation_items(dataset: PairedDataset, max_size: int) -> Iterator[Batch]:
+def validation_items(dataset: PairedDataset, max_size: int) -> Iterator[Batch]:
+    """The split's items one at a time as batches of 1, frames larger than ``max_size`` centre-cropped to
+    it (0: full frames): what validation scores."""
     for index in range(len(dataset)):
         item = dataset.load_pair(index)
         if max_size:
@@ -186,7 +188,7 @@ def validate(
     panels: list[torch.Tensor] = []
     kid_outputs: list[torch.Tensor] = []
     kid_targets: list[torch.Tensor] = []
-    for batch in _validation_items(dataset, max_size):
+    for batch in validation_items(dataset, max_size):
         batch = _to_device(batch, device)
         with autocast_for(device):
             out = generator(batch["image"], batch["gbuffers"], batch["material_id"])
