@@ -1,8 +1,14 @@
-"""Atomic file writes and the append-only manifest (Blender-free).
+"""Atomic file and folder writes, and the append-only JSON-lines files (Blender-free).
 
-Every file of an export is first written under a temporary name in its final folder,
+Every file Stylepass writes (exports, datasets, models, checkpoints, reports, images) goes
+through :func:`write_atomic`: it is written under a temporary name in its final folder,
 flushed to disk, then renamed into place, so a killed job never leaves a file that looks
-finished but is not. Temporary names start with ``.`` and end with ``.partial``.
+finished but is not. A folder that must appear whole (a checkpoint, a model dir) is built in a
+temporary folder beside it, flushed, then renamed into place (:func:`write_folder_atomic`).
+Temporary names start with ``.`` and end with ``.partial``.
+
+Standard library only (the add-on uses it inside Blender): writers that need torch, Pillow,
+safetensors, OpenEXR or bpy are passed in as a callback that writes the path it is given.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 PARTIAL_SUFFIX = ".partial"
+
+T = TypeVar("T")
 
 
 def temp_path_for(final: Path) -> Path:
@@ -41,42 +50,91 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def commit(temp: Path, final: Path) -> None:
-    """Flush ``temp`` and rename it onto ``final`` (atomic on one filesystem)."""
-    fsync_file(temp)
-    os.replace(temp, final)
+def write_atomic(final: Path, write: Callable[[Path], T]) -> T:
+    """Write the file ``final`` atomically with ``write``; returns what ``write`` returned.
+
+    ``write(temp)`` writes the whole file at :func:`temp_path_for` ``(final)``; that file is
+    then flushed to disk and renamed onto ``final`` (atomic on one filesystem). On any error
+    (or Ctrl-C) the temporary file is removed and an older ``final`` is left as it was.
+    ``final``'s folder is created if needed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(final)
+    try:
+        result = write(temp)
+        fsync_file(temp)
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def write_folder_atomic(final: Path, build: Callable[[Path], T]) -> T:
+    """Build the folder ``final`` atomically with ``build``; returns what ``build`` returned.
+
+    ``build(temp)`` fills an empty temporary folder beside ``final`` (named like
+    :func:`temp_path_for`); its files are then flushed to disk and the folder renamed onto
+    ``final``. An older ``final`` is renamed aside first and removed after, so ``final`` is
+    always either the old folder or the new one, whole. On any error (or Ctrl-C) the temporary
+    folder is removed and an older ``final`` is left as it was.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(final)
+    shutil.rmtree(temp, ignore_errors=True)  # left by an earlier process with this pid
+    temp.mkdir()
+    try:
+        result = build(temp)
+        for path in sorted(temp.rglob("*")):
+            if path.is_file():
+                fsync_file(path)
+        _rename_folder_onto(temp, final)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return result
+
+
+def _rename_folder_onto(temp: Path, final: Path) -> None:
+    """Rename the folder ``temp`` to ``final``, replacing an existing ``final`` with two renames."""
+    if not final.exists():
+        os.replace(temp, final)
+        return
+    old = temp.with_name(temp.name.removesuffix(PARTIAL_SUFFIX) + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(final, old)
+    try:
+        os.replace(temp, final)
+    except BaseException:
+        os.replace(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes_atomic(final: Path, data: bytes) -> None:
     """Write ``data`` to ``final`` atomically."""
-    temp = temp_path_for(final)
-    try:
-        temp.write_bytes(data)
-        commit(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    write_atomic(final, lambda temp: temp.write_bytes(data))
 
 
 def copy_file_atomic(source: Path, final: Path, link: bool = False) -> None:
     """Copy ``source`` to ``final`` atomically; with ``link``, hard-link when the filesystem allows."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(final)
-    try:
-        try:
-            if not link:
-                raise OSError("copy asked for")
-            os.link(source, temp)
-        except OSError:
-            shutil.copyfile(source, temp)
-        commit(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+    def copy(temp: Path) -> None:
+        if link:
+            try:
+                os.link(source, temp)
+                return
+            except OSError:
+                pass
+        shutil.copyfile(source, temp)
+
+    write_atomic(final, copy)
 
 
 def write_json_atomic(final: Path, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON to ``final`` atomically."""
+    """Write ``obj`` as indented UTF-8 JSON (keys sorted, ending in a newline) to ``final`` atomically."""
     write_bytes_atomic(final, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import bpy
 
 from ..scene import compositor_nodes, passes, scene_loading
+from ..contract.atomic_files import write_atomic
 from ..contract.export_options import parse_resolution
 from ..contract.headless_protocol import BadInputError
 
@@ -52,12 +52,6 @@ def run(argv: list[str], emit: Emit, should_cancel: Callable[[], bool]) -> None:
     compositor_nodes.install_stylise_nodes(scene, args.name, frames[0], sequence=len(frames) > 1,
                                            frame_start=first_frame)
     out = Path(args.out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(f".{out.stem}.{os.getpid()}.blend")
-    try:
-        bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True)
-        os.replace(temp, out)
-    finally:
-        temp.unlink(missing_ok=True)
+    write_atomic(out, lambda temp: bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True))
     emit("progress", status="written", label=out.name, done=1, total=1)
     emit("done", message=f"{out} (compositor: Stylepass: {args.name}, {len(frames)} frame(s))")

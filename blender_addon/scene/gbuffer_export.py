@@ -18,10 +18,10 @@ import bpy
 from . import passes
 from ..contract.atomic_files import (
     append_jsonl,
-    commit,
     partials_of,
     read_jsonl,
     temp_path_for,
+    write_atomic,
     write_json_atomic,
 )
 from ..blender_compat import multilayer_exr_output, render_samples
@@ -144,16 +144,14 @@ def save_rendered_frame(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer,
     result = bpy.data.images.get("Render Result")
     if result is None:
         raise JobError(f"Blender produced no render result for frame {frame}")
-    temp = temp_path_for(files.exr)
-    try:
+
+    def save_exr(temp: Path) -> None:
         with multilayer_exr_output(scene):
             result.save_render(filepath=str(temp), scene=scene)
         if not temp.is_file() or temp.stat().st_size == 0:
             raise JobError(f"Blender wrote no EXR for frame {frame} to {temp}")
-        commit(temp, files.exr)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+    write_atomic(files.exr, save_exr)
     write_json_atomic(files.sidecar, build_sidecar(scene, view_layer, frame, files.exr))
     row = {"frame": frame, "exr": files.exr.name, "sidecar": files.sidecar.name}
     append_jsonl(out_dir / MANIFEST_NAME, row)

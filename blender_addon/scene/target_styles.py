@@ -32,7 +32,7 @@ from typing import Any
 
 import bpy
 
-from ..contract.atomic_files import commit, temp_path_for
+from ..contract.atomic_files import write_atomic
 from ..blender_compat import (
     eevee_engine_id,
     material_uses_nodes,
@@ -112,15 +112,13 @@ def save_render_result(settings_scene: bpy.types.Scene, out_path: Path) -> None:
     result = bpy.data.images.get("Render Result")
     if result is None:
         raise TargetRenderError(f"Blender produced no render result for {out_path.name}")
-    temp = temp_path_for(out_path)
-    try:
+
+    def save_image(temp: Path) -> None:
         result.save_render(filepath=str(temp), scene=settings_scene)
         if not temp.is_file() or temp.stat().st_size == 0:
             raise TargetRenderError(f"Blender wrote no image to {temp}")
-        commit(temp, out_path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+    write_atomic(out_path, save_image)
 
 
 # --- settings shared by several targets -------------------------------------------------------

@@ -35,13 +35,7 @@ import OpenEXR
 import torch
 from torch import nn
 
-from stylepass.blender_addon.contract.atomic_files import (
-    append_jsonl,
-    commit,
-    partials_of,
-    read_jsonl,
-    temp_path_for,
-)
+from stylepass.blender_addon.contract.atomic_files import append_jsonl, partials_of, read_jsonl, write_atomic
 from stylepass.blender_addon.contract.worker_protocol import BAD_INPUT_KINDS, ERROR_KINDS
 
 from ..io.atomic_image import save_png_atomic
@@ -353,15 +347,8 @@ def read_frame(source: Path) -> GBufferFrame:
 
 def write_exr_atomic(path: Path, rgb: np.ndarray) -> None:
     """Write scene-linear RGB (3, H, W) as a single-part half-float EXR (channels R, G, B, ZIP)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     half = np.clip(rgb, 0.0, np.finfo(np.float16).max).astype(np.float16)
-    temp = temp_path_for(path)
-    try:
-        write_exr(temp, {name: half[index] for index, name in enumerate("RGB")})
-        commit(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda temp: write_exr(temp, {name: half[index] for index, name in enumerate("RGB")}))
 
 
 def write_stylised(rgb: np.ndarray, output: Path, preview: Path | None) -> None:

@@ -7,17 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stylepass.blender_addon.contract.atomic_files import commit, temp_path_for
+from stylepass.blender_addon.contract.atomic_files import write_atomic
 
 
 def save_png_atomic(path: Path, rgb8: np.ndarray) -> Path:
     """Save an (H, W, 3) uint8 array as PNG at ``path`` atomically; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(path)
-    try:
-        Image.fromarray(rgb8).save(temp, format="PNG")
-        commit(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda temp: Image.fromarray(rgb8).save(temp, format="PNG"))
     return path

@@ -17,6 +17,8 @@ from stylepass.blender_addon.contract.atomic_files import (
     partials_of,
     read_jsonl,
     temp_path_for,
+    write_atomic,
+    write_folder_atomic,
     write_json_atomic,
 )
 from stylepass.blender_addon.contract.export_options import (
@@ -194,6 +196,49 @@ def test_partials_of_finds_leftovers_of_killed_writers(tmp_path):
         path.write_bytes(b"x")
     assert partials_of(final) == sorted([ours, other_host])
     assert partials_of(tmp_path / "frame_000009.exr") == []
+
+
+def test_write_atomic_hands_the_writer_a_temp_path_and_returns_its_result(tmp_path):
+    final = tmp_path / "sub" / "model.onnx"  # the folder is made
+    seen = []
+
+    def write(temp):
+        seen.append(temp)
+        assert temp.parent == final.parent and temp.name.endswith(".onnx" + PARTIAL_SUFFIX)
+        temp.write_bytes(b"graph")
+        return 0.5
+
+    assert write_atomic(final, write) == 0.5
+    assert final.read_bytes() == b"graph" and not seen[0].exists()
+    with pytest.raises(ValueError, match="mismatch"):
+        write_atomic(final, lambda temp: (temp.write_bytes(b"bad"), int("mismatch")))
+    assert final.read_bytes() == b"graph" and partials_of(final) == []
+
+
+def test_write_folder_atomic_builds_beside_then_replaces_the_old_folder_whole(tmp_path):
+    final = tmp_path / "step-00000002"
+
+    def build(version):
+        def fill(folder):
+            assert folder.parent == tmp_path and folder.name.startswith(".") and not any(folder.iterdir())
+            (folder / "state.json").write_text(version)
+            (folder / "nested").mkdir()
+            (folder / "nested" / "weights").write_text(version)
+            return folder.name
+        return fill
+
+    write_folder_atomic(final, build("1"))
+    assert write_folder_atomic(final, build("2")).endswith(PARTIAL_SUFFIX)
+    assert (final / "state.json").read_text() == (final / "nested" / "weights").read_text() == "2"
+
+    def broken(folder):
+        (folder / "state.json").write_text("3")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_folder_atomic(final, broken)
+    assert (final / "state.json").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000002"]  # no temporary or old folder
 
 
 def test_append_jsonl_and_read_jsonl_round_trip(tmp_path):

@@ -34,8 +34,6 @@ fails on that padding (its data-dependent ``if`` on the input size), so it is no
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stylepass.blender_addon.contract.atomic_files import write_atomic
 from stylepass.core.models.config import ModelConfig, RADConfig, model_config_to_dict
 from stylepass.core.inference.predict import predict
 from stylepass.core.models.inputs import (
@@ -251,10 +250,8 @@ def export_onnx(generator: nn.Module, config: ModelConfig, path: Path) -> float:
     generator = generator.cpu().eval()
     graph = EngineGraph(generator, config)
     names = graph.names
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def export_and_check(tmp: Path) -> float:
         trace_feed = frame_feed(sample_frame(config, *CHECK_SIZES[0]), config)
         args = tuple(torch.from_numpy(trace_feed[name]) for name in names)
         axes = {name: {0: "batch", 2: "height", 3: "width"} for name in [*names, *OUTPUTS]}
@@ -277,12 +274,9 @@ def export_onnx(generator: nn.Module, config: ModelConfig, path: Path) -> float:
         onnx.helper.set_model_props(model, onnx_metadata(config))
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
-        worst = verify_onnx(tmp, generator, config, onnxruntime.InferenceSession)
-        tmp.chmod(0o666 & ~_umask())
-        os.replace(tmp, path)
-        return worst
-    finally:
-        tmp.unlink(missing_ok=True)
+        return verify_onnx(tmp, generator, config, onnxruntime.InferenceSession)
+
+    return write_atomic(path, export_and_check)
 
 
 def verify_onnx(
@@ -352,12 +346,6 @@ def _is_squeeze_guard(then_branch: Any, else_branch: Any) -> bool:
         return False
     squeeze = next(n for n in then_branch.node if n.op_type == "Squeeze")
     return squeeze.input[0] == else_branch.node[0].input[0]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _stylepass_version() -> str:

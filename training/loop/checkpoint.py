@@ -9,15 +9,14 @@ Layout::
         state.json                                          step, optimiser param groups, Python RNG
     RUN/checkpoints/latest.json                             {"step": 1000, "dir": "step-00001000"}
 
-A checkpoint folder is written under a temporary name and renamed when complete, then
-``latest.json`` is replaced atomically: a crash or Ctrl-C at any moment leaves the previous
-checkpoint valid. Nothing is ever unpickled.
+A checkpoint folder is built under a temporary name and renamed when complete, then
+``latest.json`` is replaced atomically (both with ``atomic_files``): a crash or Ctrl-C at any
+moment leaves the previous checkpoint valid. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from collections.abc import Mapping
@@ -28,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from stylepass.core.models.serialization import load_tensors, save_tensors_atomic, write_json_atomic
+from stylepass.blender_addon.contract.atomic_files import write_folder_atomic, write_json_atomic
+from stylepass.core.models.serialization import load_tensors, save_tensors_atomic
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -109,28 +109,24 @@ def save_checkpoint(
     """Write the checkpoint of `step` (see module docstring); keep the newest `keep`. Returns its dir."""
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    final = root / checkpoint_dir_name(step)
-    for stale in root.glob(".tmp-step-*"):  # left by a process killed while saving
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = root / f".tmp-{checkpoint_dir_name(step)}-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    for stale in root.glob(".*"):  # temporary folders left by a process killed while saving
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def write_files(folder: Path) -> None:
         for name, module in modules.items():
-            save_tensors_atomic(tmp / f"{name}.safetensors", module.state_dict())
+            save_tensors_atomic(folder / f"{name}.safetensors", module.state_dict())
         optim_meta = {}
         for name, optimizer in optimizers.items():
             tensors, optim_meta[name] = optimizer_to_tensors(optimizer)
-            save_tensors_atomic(tmp / f"optim_{name}.safetensors", tensors)
+            save_tensors_atomic(folder / f"optim_{name}.safetensors", tensors)
         rng_tensors, rng_meta = rng_state()
-        save_tensors_atomic(tmp / "rng.safetensors", rng_tensors)
+        save_tensors_atomic(folder / "rng.safetensors", rng_tensors)
         state = {"step": step, "optimizers": optim_meta, "rng": rng_meta, "extra": extra or {}}
-        write_json_atomic(tmp / "state.json", state)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json_atomic(folder / "state.json", state)
+
+    final = root / checkpoint_dir_name(step)
+    write_folder_atomic(final, write_files)
     write_json_atomic(root / LATEST, {"step": step, "dir": final.name})
     _prune(root, keep, final.name)
     return final
