@@ -1,4 +1,4 @@
-"""Where a dataset's files go, and its pair list (Blender-free).
+"""Where a dataset's files go, and its pair list: the one reader of pairs.jsonl (Blender-free).
 
     DATASET/
       dataset.json                     what made it: recipe, seed, size, count (shards must agree)
@@ -8,7 +8,9 @@
       scenes/<scene id>/scene.json     the generated scene's description (procedural scenes)
 
 A pairs.jsonl line: ``{"input": "scenes/s/frame_000001.exr", "target": "scenes/s/targets/target_000001.png",
-"split": "train"|"val", "scene": "s", "frame": 1}`` (paths relative to DATASET).
+"split": "train"|"val", "scene": "s", "frame": 1}`` (paths relative to DATASET). Hand-made
+datasets for ``stylepass train`` need only ``input``, ``target``, ``split`` and ``scene``
+(``target`` may be left out for unpaired training).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic_files import read_jsonl, write_json_atomic
+from .atomic_files import write_json_atomic
 from .export_format import frame_stem
 from .headless_protocol import BadInputError
 
@@ -26,6 +28,12 @@ IDENTITY_NAME = "dataset.json"
 PAIRS_NAME = "pairs.jsonl"
 SCENES_DIR = "scenes"
 TARGETS_DIR = "targets"
+SPLITS = ("train", "val")
+
+
+class DatasetError(BadInputError):
+    """A dataset folder, its pairs.jsonl or one of its files is missing, damaged, or does not match
+    the others; the message says why (exit code BAD_INPUT)."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +67,49 @@ def procedural_scene_id(index: int) -> str:
     return f"scene_{index:05d}"
 
 
+def read_pairs(dataset: Path, require_target: bool = True, missing_ok: bool = False) -> list[dict[str, Any]]:
+    """The rows of ``DATASET/pairs.jsonl`` in file order, each checked.
+
+    A row is a JSON object with ``input``, ``split`` (one of :data:`SPLITS`), ``scene`` and, with
+    `require_target`, ``target``; other keys are kept. Blank lines are skipped, and so is a last
+    line without its newline that is not JSON (a writer killed mid-line).
+
+    Raises:
+        DatasetError: a row is not as above (naming the file and line), or there is no
+            pairs.jsonl (with `missing_ok`, no rows instead).
+    """
+    path = Path(dataset) / PAIRS_NAME
+    if not path.is_file():
+        if missing_ok:
+            return []
+        raise DatasetError(f"{dataset} is not a paired dataset: {PAIRS_NAME} not found")
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    required = ("input", "target", "split", "scene") if require_target else ("input", "split", "scene")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines) and not text.endswith("\n"):
+                break
+            raise DatasetError(f"{path}:{number}: not JSON: {error}") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{path}:{number}: expected a JSON object")
+        missing = [key for key in required if key not in row]
+        if missing:
+            raise DatasetError(f"{path}:{number}: missing key(s) {', '.join(missing)}")
+        if row["split"] not in SPLITS:
+            raise DatasetError(f"{path}:{number}: split {row['split']!r}; allowed: {', '.join(SPLITS)}")
+        rows.append(row)
+    return rows
+
+
 def finished_pairs(dataset: Path) -> set[tuple[str, int]]:
-    """(scene, frame) of every pair recorded in the dataset's pairs.jsonl."""
-    return {(row["scene"], int(row["frame"])) for row in read_jsonl(dataset / PAIRS_NAME)}
+    """(scene, frame) of every pair recorded in the dataset's pairs.jsonl (none when it has none yet)."""
+    return {(row["scene"], int(row["frame"])) for row in read_pairs(dataset, missing_ok=True)}
 
 
 def claim_identity(dataset: Path, identity: dict[str, Any]) -> None:

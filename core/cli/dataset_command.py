@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.blender_addon.contract.dataset_options import DatasetOptions, add_dataset_arguments
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
-from ..io.dataset_tools import DatasetError, contact_sheet, merge_datasets, summarise
+from ..io.dataset_tools import contact_sheet, merge_datasets, summarise
 from .blender_job import make_console, print_error, run_blender_job
 from .export_command import EXIT_CODES_HELP, add_blender_arguments
 

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stylepass.blender_addon.contract.atomic_files import write_json_atomic
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from ..io.dataset_tools import EVALUATIONS_FOLDER
@@ -85,7 +86,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     console = make_console()
     # torch loads here, not when the CLI starts.
     from stylepass.training.data.image_io import ImageReadError
-    from stylepass.training.data.paired_dataset import DatasetError
 
     return run_model_command(console, lambda: _evaluate(args, console), cannot_write="cannot write the evaluation",
                              on_cancel="run the same command again (denoised frames are kept)",

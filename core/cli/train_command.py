@@ -16,6 +16,7 @@ from pathlib import Path
 # Only the standard library (and the Blender-free contract) at import time: `stylepass --help`
 # must not wait for torch. The handlers import the training code when they run.
 
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 
@@ -26,7 +27,6 @@ def input_errors() -> tuple[type[Exception], ...]:
 
     from stylepass.training.loop.checkpoint import CheckpointError
     from stylepass.training.data.image_io import ImageReadError
-    from stylepass.training.data.paired_dataset import DatasetError
     from stylepass.training.losses.perceptual import MissingWeightsError
 
     return (ConfigError, DatasetError, ModelFileError, CheckpointError, ImageReadError, MissingWeightsError)
@@ -73,7 +73,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     from stylepass.training.loop.config import load_config
     from stylepass.training.loop.run_log import read_metrics, throughput_summary
-    from stylepass.training.loop.trainer import RESOLVED_CONFIG, NonFiniteLossError, train
+    from stylepass.training.loop.run_control import NonFiniteLossError
+    from stylepass.training.loop.trainer import RESOLVED_CONFIG, train
 
     requested = args.device
     if requested is None:

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stylepass.blender_addon.contract.atomic_files import (
-    append_jsonl,
-    copy_file_atomic,
-    read_jsonl,
-    write_json_atomic,
-)
-from stylepass.blender_addon.contract.dataset_layout import IDENTITY_NAME, PAIRS_NAME
+from stylepass.blender_addon.contract.atomic_files import append_jsonl, copy_file_atomic, write_json_atomic
+from stylepass.blender_addon.contract.dataset_layout import IDENTITY_NAME, PAIRS_NAME, DatasetError, read_pairs
 from stylepass.blender_addon.contract.export_format import MANIFEST_NAME
 
 from . import preview_images
@@ -25,15 +20,12 @@ from .gbuffer import read_gbuffer, sidecar_path
 EVALUATIONS_FOLDER = "evaluation"  # `stylepass evaluate` writes DATASET/evaluation/<model>/ by default
 
 
-class DatasetError(RuntimeError):
-    """A dataset folder is missing, damaged, or does not match the others."""
-
-
-def read_pairs(dataset: Path) -> list[dict]:
-    """The pair rows of a dataset folder; DatasetError if it is not one."""
+def made_pairs(dataset: Path) -> list[dict]:
+    """The pair rows of a folder made by ``stylepass dataset`` (none yet is no error); DatasetError if
+    it is not one."""
     if not (dataset / IDENTITY_NAME).is_file():
         raise DatasetError(f"{dataset} is not a Stylepass dataset (no {IDENTITY_NAME})")
-    return read_jsonl(dataset / PAIRS_NAME)
+    return read_pairs(dataset, missing_ok=True)
 
 
 def _identity(dataset: Path) -> dict:
@@ -74,10 +66,10 @@ def merge_datasets(out: Path, shards: list[Path]) -> MergeReport:
     if (out / IDENTITY_NAME).exists() and _identity(out) != reference:
         raise DatasetError(f"{out} holds a dataset made with other settings: merge into a new folder")
     write_json_atomic(out / IDENTITY_NAME, reference)
-    present = {(row["scene"], row["frame"]) for row in read_jsonl(out / PAIRS_NAME)}
+    present = {(row["scene"], row["frame"]) for row in read_pairs(out, missing_ok=True)}
     report = MergeReport(shards=[str(s) for s in shards])
     for shard in shards:
-        for row in read_jsonl(shard / PAIRS_NAME):
+        for row in read_pairs(shard, missing_ok=True):
             key = (row["scene"], row["frame"])
             if key in present:
                 report.already_present += 1
@@ -140,7 +132,7 @@ class DatasetSummary:
 
 def summarise(dataset: Path) -> DatasetSummary:
     """Count a dataset's pairs, splits, scenes, sizes and bytes."""
-    rows = read_pairs(dataset)
+    rows = made_pairs(dataset)
     resolutions = sorted({tuple(json.loads(sidecar_path(dataset / r["input"]).read_text())["resolution"])
                           for r in rows})
     return DatasetSummary(
@@ -166,7 +158,7 @@ SHEET_COLUMNS = ("input", "albedo", "normal", "depth", "material id", "target")
 
 def contact_sheet(dataset: Path, destination: Path, count: int = 4) -> Path:
     """Write a PNG with one row per pair (a spread of ``count`` pairs): input, passes, target."""
-    rows = read_pairs(dataset)
+    rows = made_pairs(dataset)
     if not rows:
         raise DatasetError(f"{dataset} has no finished pairs yet")
     picks = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, min(count, len(rows))).round()]

@@ -12,7 +12,8 @@ import torch
 
 from stylepass.core.models.inputs import gbuffer_channels, tonemap
 from stylepass.training.data.image_io import ImageReadError, read_target_image
-from stylepass.training.data.paired_dataset import DatasetError, PairedDataset
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
+from stylepass.training.data.paired_dataset import PairedDataset
 from stylepass.training.data.sampling import StepBatchSampler, crop_keys_for_step
 
 PASSES = ("albedo", "normal", "depth")

@@ -14,7 +14,8 @@ from stylepass.core.models.config import build_generator
 from stylepass.core.models.serialization import load_tensors
 from stylepass.training.loop.checkpoint import latest_checkpoint
 from stylepass.training.loop.config import config_from_dict
-from stylepass.training.data.paired_dataset import DatasetError, PairedDataset
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
+from stylepass.training.data.paired_dataset import PairedDataset
 from stylepass.training.loop.run_log import read_metrics
 from stylepass.training.loop.trainer import train
 from stylepass.training.data.unpaired_dataset import TargetPatchIndex, UnpairedDataset, patch_descriptor

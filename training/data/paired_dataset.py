@@ -1,6 +1,7 @@
 """Paired dataset: G-buffer EXR inputs and target images listed in ``pairs.jsonl``.
 
-Layout of a dataset folder::
+Layout of a dataset folder (read with
+:func:`stylepass.blender_addon.contract.dataset_layout.read_pairs`)::
 
     DATASET/pairs.jsonl   one JSON object a line:
         {"input": "frames/0001.exr", "target": "targets/0001.png", "split": "train", "scene": "kitchen"}
@@ -19,7 +20,6 @@ long, ``target`` (3, H, W) in [0, 1). Indexing with a crop key (index, y, x) fro
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,20 +27,14 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from stylepass.blender_addon.contract.dataset_layout import PAIRS_NAME, DatasetError, read_pairs
 from stylepass.core.models.inputs import frame_to_tensors, missing_passes
 
 from .image_io import read_target_image
 from .sampling import CropKey, crop_offset
 
-PAIRS_FILE = "pairs.jsonl"
-SPLITS = ("train", "val")
-
 FrameReader = Callable[[Path], Any]
 TargetReader = Callable[[Path], torch.Tensor]
-
-
-class DatasetError(ValueError):
-    """The dataset folder, its pairs.jsonl or one of its files is unusable; the message says why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,31 +47,11 @@ class PairRecord:
     scene: str
 
 
-def read_pairs(root: Path, require_target: bool = True) -> list[PairRecord]:
-    """Parse DATASET/pairs.jsonl; errors give the line number and what is wrong."""
+def pair_records(root: Path, require_target: bool = True) -> list[PairRecord]:
+    """The checked rows of DATASET/pairs.jsonl (:func:`read_pairs`) with absolute paths."""
     root = Path(root)
-    path = root / PAIRS_FILE
-    if not path.is_file():
-        raise DatasetError(f"{root} is not a paired dataset: {PAIRS_FILE} not found")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}:{number}: not JSON: {error}") from None
-        if not isinstance(entry, dict):
-            raise DatasetError(f"{path}:{number}: expected a JSON object")
-        required = ("input", "target", "split", "scene") if require_target else ("input", "split", "scene")
-        missing = [key for key in required if key not in entry]
-        if missing:
-            raise DatasetError(f"{path}:{number}: missing key(s) {', '.join(missing)}")
-        if entry["split"] not in SPLITS:
-            raise DatasetError(f"{path}:{number}: split {entry['split']!r}; allowed: {', '.join(SPLITS)}")
-        target = root / entry["target"] if require_target else None
-        records.append(PairRecord(root / entry["input"], target, entry["split"], str(entry["scene"])))
-    return records
+    return [PairRecord(root / row["input"], root / row["target"] if require_target else None, row["split"],
+                       str(row["scene"])) for row in read_pairs(root, require_target)]
 
 
 def default_frame_reader(path: Path) -> Any:
@@ -110,11 +84,11 @@ class PairedDataset(Dataset):
         self.frame_reader = frame_reader
         self.target_reader = target_reader
         self.with_targets = with_targets
-        self.records = [r for r in read_pairs(self.root, with_targets) if r.split == split]
+        self.records = [r for r in pair_records(self.root, with_targets) if r.split == split]
         absent = [str(p) for r in self.records for p in (r.input, r.target) if p is not None and not p.is_file()]
         if absent:
             shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
-            raise DatasetError(f"{self.root}: {len(absent)} file(s) listed in {PAIRS_FILE} are missing: {shown}")
+            raise DatasetError(f"{self.root}: {len(absent)} file(s) listed in {PAIRS_NAME} are missing: {shown}")
 
     def __len__(self) -> int:
         return len(self.records)

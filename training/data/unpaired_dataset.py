@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
+
 from .image_io import read_target_image
-from .paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
+from .paired_dataset import FrameReader, PairedDataset, default_frame_reader
 from .sampling import CropKey
 
 IMAGE_SUFFIXES = (".png", ".exr")

@@ -38,16 +38,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from stylepass.blender_addon.contract.dataset_layout import IDENTITY_NAME, PAIRS_NAME, DatasetError
 from stylepass.core.models.inputs import frame_to_tensors, inverse_tonemap, tonemap
 from stylepass.core.io.preview_images import albedo_to_rgb8, tile_grid
 
 from ..data.image_io import ImageReadError, read_linear_exr, read_target_image
 from .metrics import laplacian_energy, psnr, ssim
-from ..data.paired_dataset import PAIRS_FILE, DatasetError, PairRecord, read_pairs
+from ..data.paired_dataset import PairRecord, pair_records
 
 REPORT_FORMAT = "stylepass-evaluation"
 REPORT_VERSION = 2  # 2: the fine-detail ratio ("detail") beside PSNR and SSIM
-IDENTITY_FILE = "dataset.json"  # blender_addon.dataset_layout.IDENTITY_NAME
 METHODS = ("model", "input", "denoise")
 FIGURES = ("psnr", "ssim", "detail")  # per pair and method; "detail" is the fine-detail ratio below
 MAX_PSNR = 100.0  # identical images give +inf; validation clamps to this too
@@ -71,7 +71,7 @@ class EvaluationError(DatasetError):
 
 def dataset_identity(root: Path) -> dict[str, Any] | None:
     """DATASET/dataset.json (what made the dataset), or None when the folder has none."""
-    path = Path(root) / IDENTITY_FILE
+    path = Path(root) / IDENTITY_NAME
     if not path.is_file():
         return None
     try:
@@ -100,12 +100,12 @@ def split_pairs(root: Path, split: str, limit: int | None = None) -> list[PairRe
     if not root.is_dir():
         raise EvaluationError(f"dataset folder not found: {root}; make one with `stylepass dataset RECIPE --out "
                               f"{root}`")
-    records = read_pairs(root)
+    records = pair_records(root)
     chosen = [record for record in records if record.split == split]
     if not chosen:
         present = sorted({record.split for record in records})
         counts = ", ".join(f"{name} ({sum(r.split == name for r in records)} pairs)" for name in present)
-        raise EvaluationError(f"{root}/{PAIRS_FILE} has no pair in split {split!r}; splits present: "
+        raise EvaluationError(f"{root}/{PAIRS_NAME} has no pair in split {split!r}; splits present: "
                               f"{counts or 'none'}")
     if limit is not None:
         chosen = chosen[:limit]
@@ -114,7 +114,7 @@ def split_pairs(root: Path, split: str, limit: int | None = None) -> list[PairRe
               if path is not None and not path.is_file()]
     if absent:
         shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
-        raise EvaluationError(f"{root}: {len(absent)} file(s) of split {split!r} listed in {PAIRS_FILE} are "
+        raise EvaluationError(f"{root}: {len(absent)} file(s) of split {split!r} listed in {PAIRS_NAME} are "
                               f"missing: {shown}; re-run the `stylepass dataset` command that made it to "
                               "finish it")
     return chosen
