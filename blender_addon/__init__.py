@@ -1,8 +1,9 @@
-"""Stylepass Blender extension: G-buffer passes, export, and (later) stylisation.
+"""Stylepass Blender extension: render passes, G-buffer export, training datasets, painted
+keyframes, stylisation through the compositor and train-style.
 
-Importing this package does not import bpy, so its Blender-free modules
-(``export_format``, ``frame_selection``, ``atomic_files``, ``headless_protocol``) serve
-``stylepass.core`` outside Blender too. Blender calls ``register``/``unregister``.
+Importing this package does not import bpy, so its Blender-free ``contract`` subpackage serves
+``stylepass.core`` and ``stylepass.training`` outside Blender too. Blender calls
+``register``/``unregister``.
 """
 
 # This add-on's module name ("bl_ext.user_default.stylepass" when installed): the id of its

@@ -1,6 +1,11 @@
 """Differences between Blender 4.5 LTS and 5.x that the add-on must bridge (bpy).
 
-See ../shared/notes/blender.md for what was checked on each version.
+Each function hides one, checked on both versions by ``tests/addon``: Eevee's engine id
+(``BLENDER_EEVEE_NEXT`` in 4.5, ``BLENDER_EEVEE`` in 5.x); the output image format (5.x sets
+``media_type`` before the file format); the scene's compositor (4.5: ``scene.node_tree`` and a
+Composite node; 5.x: a ``CompositorNodeTree`` group in ``scene.compositing_node_group`` and a
+Group Output node); the Kuwahara node's variation (a property in 4.5, a menu socket in 5.x);
+materials' ``use_nodes`` (always on in 5.x); the scene-linear colour space's name.
 """
 
 from __future__ import annotations

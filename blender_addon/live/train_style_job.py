@@ -3,7 +3,7 @@ library only; Blender's process never imports torch).
 
 :class:`TrainStyleJob` runs ``python -m stylepass.core.cli train-style EXPORT --out MODEL
 --events`` in a child process and follows its ``@@stylepass`` progress lines
-(:mod:`.headless_protocol`) without blocking: reader threads queue the child's output and
+(:mod:`..contract.headless_protocol`) without blocking: reader threads queue the child's output and
 :meth:`TrainStyleJob.steps` yields progress between polls, so the same job runs synchronously
 (background mode, tests) or from a modal operator's timer. Cancelling sends SIGINT: the child
 finishes its step, writes a checkpoint and exits 130; the next job resumes from it.

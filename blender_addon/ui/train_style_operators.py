@@ -1,7 +1,7 @@
 """Train style operators (bpy): ``stylepass.train_style`` and ``stylepass.cancel_train_style``.
 
 Train style trains a custom style from the export folder's painted keyframes in the core's
-Python (:mod:`.train_style_job`) and, when it is done, makes it the scene's style, so Stylise
+Python (:mod:`..live.train_style_job`) and, when it is done, makes it the scene's style, so Stylise
 and Stylise animation apply it like a preset. From the UI it runs modally: a timer follows the
 job, the status bar and the panel show its progress, the image "Stylepass style preview" is
 reloaded whenever the job rewrites its preview PNG, and Esc or the panel's Cancel stops it

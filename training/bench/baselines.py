@@ -30,7 +30,6 @@ from stylepass.core.models.padding import crop_to, pad_to_multiple
 EPE_PUBLISHED_PARAMETERS = 44_700_000  # "about 44.7 M" (the official generator for PfD -> Cityscapes)
 EPE_PUBLISHED_TFLOP_960x540 = 22.0  # "about 22 TFLOP per 960x540 frame" (the performance issue)
 UNET_256_PARAMETERS = 54_413_955  # pix2pix print_network: "54.414 M"
-PATCHGAN_PARAMETERS = 2_768_705  # pix2pix basic discriminator, 6 input channels
 
 EPE_LAYOUT = RADConfig(
     gbuffer_passes=("albedo", "normal", "depth", "motion"),

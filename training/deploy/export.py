@@ -31,12 +31,6 @@ class ExportResult:
     onnx_max_diff: float | None = None
 
 
-def export_run(run_dir: Path, out_dir: Path) -> Path:
-    """Write the generator of the run's newest checkpoint to `out_dir`; returns `out_dir`."""
-    generator, config = load_run_generator(Path(run_dir))
-    return save_model(generator, config, Path(out_dir))
-
-
 def load_run_generator(run_dir: Path) -> tuple[nn.Module, ModelConfig]:
     """The generator of a run's newest checkpoint (CPU, eval mode) and its model config."""
     config = load_config(run_dir / RESOLVED_CONFIG)

@@ -4,7 +4,7 @@ The paper feeds the surface and texture representations to extra discriminators;
 targets we compare the representations of prediction and target directly (L1), which needs no
 extra networks. The structure representation uses a small SLIC-style superpixel clustering in
 torch (:func:`superpixel_means`) instead of the paper's scikit-image segmentation. Images
-(B, 3, H, W) in [0, 1]; losses are scalars. Total variation is in :mod:`.losses`.
+(B, 3, H, W) in [0, 1]; losses are scalars. Total variation is in :mod:`.gan`.
 """
 
 from __future__ import annotations
