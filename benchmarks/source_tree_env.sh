@@ -21,7 +21,7 @@ export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"
 missing_modules() {
     "$python" - <<'PY'
 import importlib.util
-print(" ".join(m for m in ("torch", "numpy", "OpenEXR", "PIL", "safetensors", "rich", "tqdm")
+print(" ".join(m for m in ("torch", "numpy", "OpenEXR", "PIL", "safetensors", "rich")
                if importlib.util.find_spec(m) is None))
 PY
 }

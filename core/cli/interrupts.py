@@ -3,30 +3,15 @@ cancels them cleanly, and their errors turned into exit codes with one message e
 
 from __future__ import annotations
 
-import contextlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from rich.console import Console
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.training.loop.stop_signals import handled_signals, raise_keyboard_interrupt
 
 from .blender_job import print_error
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def sigterm_as_ctrl_c() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt (as Ctrl-C does); the previous
-    handler is restored on the way out."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_model_command(console: Console, body: Callable[[], int], *, cannot_write: str, on_cancel: str,
@@ -41,7 +26,7 @@ def run_model_command(console: Console, body: Callable[[], int], *, cannot_write
     from stylepass.core.inference.stylise import StyliseError  # torch loads here, not when the CLI starts
 
     try:
-        with sigterm_as_ctrl_c():
+        with handled_signals(raise_keyboard_interrupt, (signal.SIGTERM,)):  # the previous handler comes back
             return body()
     except bad_input as error:
         print_error(console, str(error))

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 from pathlib import Path
-from types import FrameType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.headless_protocol import encode_event
+
+from stylepass.training.loop.stop_signals import StopRequest
 
 from .blender_job import make_console, print_error, print_warning
 
@@ -79,22 +78,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_train_style)
 
 
-class _StopRequest:
-    """SIGINT/SIGTERM handler: the first signal stops after the current step (with a checkpoint),
-    a second one at once."""
-
-    def __init__(self, console: Console) -> None:
-        self.requested = False
-        self.console = console
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.console.print(f"{signal.Signals(signum).name}: stopping after this step and writing a checkpoint "
-                           "(again to abort at once)", markup=False)
-
-
 def run_train_style(args: argparse.Namespace) -> int:
     """Train and export the style; returns the exit code."""
     console = make_console()
@@ -103,8 +86,8 @@ def run_train_style(args: argparse.Namespace) -> int:
     from stylepass.blender_addon.contract.keyframes import list_keyframes
     from stylepass.core.inference.predict import resolve_device
 
+    from stylepass.training.loop.run_control import NonFiniteLossError, StepProgress
     from stylepass.training.loop.train_style import TUNED_MAX_KEYFRAMES, TrainStyleError, train_style
-    from stylepass.training.loop.trainer import NonFiniteLossError
 
     settings = settings_from_args(args)
     threads = args.threads if args.threads is not None else max(1, (os.cpu_count() or 2) // 2)
@@ -128,30 +111,27 @@ def run_train_style(args: argparse.Namespace) -> int:
         print_warning(console, f"{count} painted keyframes: train-style is tuned for 1 to {TUNED_MAX_KEYFRAMES}; "
                                "more work too, but each is seen less often (raise --steps)")
 
-    stop = _StopRequest(console)
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-    progress = Progress(TextColumn("[bold]train-style"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console, disable=args.events or not console.is_terminal)
-    task = progress.add_task("loading the paintings", total=settings.steps)
+    stop = StopRequest(lambda message: console.print(message, markup=False))
+    progress = StepProgress("train-style", settings.steps, console, description="loading the paintings",
+                            enabled=not args.events)
 
     def on_progress(report) -> None:  # a train_style.StepReport
         label = "starting" if report.loss is None else f"loss {report.loss:.4f}"
-        progress.update(task, completed=report.step, description=label)
+        progress.update(report.step, label, logged=report.logged, elapsed=report.elapsed)
         if args.events:
             print(encode_event("progress", done=report.step, total=report.steps, label=label, status="training"),
                   flush=True)
-        elif not console.is_terminal and report.logged:
-            console.print(f"step {report.step}/{report.steps} {label} ({report.elapsed:.0f} s)", markup=False)
 
     try:
-        if args.events:
-            print(encode_event("start", total=settings.steps, message=f"training a style from {args.export}"),
-                  flush=True)
-        with progress:
-            result = train_style(args.export, args.out, settings, device, work_dir=args.work, resume=args.resume,
-                                 restart=args.restart, minutes=args.minutes, preview=args.preview,
-                                 on_progress=on_progress, should_stop=lambda: stop.requested)
+        with stop:
+            if args.events:
+                print(encode_event("start", total=settings.steps, message=f"training a style from {args.export}"),
+                      flush=True)
+            with progress:
+                result = train_style(args.export, args.out, settings, device, work_dir=args.work,
+                                     resume=args.resume, restart=args.restart, minutes=args.minutes,
+                                     preview=args.preview, on_progress=on_progress,
+                                     should_stop=lambda: stop.requested)
     except TrainStyleError as error:
         return _fail(console, args, str(error), ExitCode.BAD_INPUT)
     except NonFiniteLossError as error:
@@ -161,9 +141,6 @@ def run_train_style(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]cancelled[/] at once: the last checkpoint is kept; continue with --resume")
         return ExitCode.CANCELLED
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     if result.interrupted:
         console.print(f"[yellow]cancelled[/] at step {result.step}: checkpoint in {result.work_dir}; "
                       f"continue with the same command and --resume", highlight=False)

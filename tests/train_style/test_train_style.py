@@ -193,7 +193,7 @@ def test_a_time_budget_exports_the_style_so_far_and_resume_goes_on(painted_expor
 
 def test_a_non_finite_loss_stops_with_the_last_good_checkpoint_named(painted_export, tmp_path, monkeypatch):
     from stylepass.training.loop import train_style as module
-    from stylepass.training.loop.trainer import NonFiniteLossError
+    from stylepass.training.loop.run_control import NonFiniteLossError
 
     real_loss, calls = module.style_loss, []
 

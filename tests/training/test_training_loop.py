@@ -15,8 +15,9 @@ from safetensors.torch import load_file
 
 from stylepass.training.loop.checkpoint import latest_checkpoint
 from stylepass.training.loop.config import TrainConfig, config_from_dict
+from stylepass.training.loop.run_control import NonFiniteLossError
 from stylepass.training.loop.run_log import StepTimer, read_metrics
-from stylepass.training.loop.trainer import NonFiniteLossError, train
+from stylepass.training.loop.trainer import train
 
 MODELS = {
     "unet": {"family": "unet", "base_width": 8, "depth": 3, "gbuffer_passes": ["albedo"]},

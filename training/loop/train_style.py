@@ -9,9 +9,11 @@ G-buffers), trains a small G-buffer-conditioned U-Net on augmented patches of th
 Why a loop of its own rather than :func:`.trainer.train`: the 1 to 5 frames stay in memory
 (no data loader reading EXRs each step), every patch is augmented, there is no validation
 split to score (the preview shows an unpainted frame instead), and a time budget may end the
-run. It keeps the trainer's contracts: checkpoints from :mod:`.checkpoint` (safetensors, written
-whole or not at all), exact resume (a step's patches are a pure function of (seed, step)),
-cancellation after the current step with a checkpoint, and a stop on a non-finite loss.
+run. It shares the trainer's skeleton (:mod:`.run_control`): checkpoints from :mod:`.checkpoint`
+(safetensors, written whole or not at all), the resume checks and exact resume (a step's patches
+are a pure function of (seed, step)), cancellation after the current step with a checkpoint
+(``should_stop``, which the CLI wires to :class:`.stop_signals.StopRequest`), and a stop on a
+non-finite loss.
 
 Work folder (``WORK``, by default ``MODEL_DIR.run`` beside the model)::
 
@@ -21,9 +23,8 @@ Work folder (``WORK``, by default ``MODEL_DIR.run`` beside the model)::
     WORK/preview.png        input | output (| painting) of the first keyframe and an unpainted
                             frame, rewritten atomically while training
 
-Model dir: ``model.safetensors`` + ``config.json`` (:mod:`stylepass.core.models.serialization`),
-``style.json`` (what it was trained from and how) and ``preview.png``; replaced as a whole
-(written beside it under a temporary name, then renamed), so a reader never sees half a model.
+Model dir: weights, config, ``style.json`` (what it was trained from and how) and
+``preview.png``, replaced as a whole (:mod:`.style_export`).
 
 Paintings are only ever opened for reading.
 """
@@ -34,42 +35,40 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from stylepass.blender_addon.contract.atomic_files import append_jsonl
 from stylepass.blender_addon.contract.export_format import frame_stem
 from stylepass.blender_addon.contract.keyframes import KEYFRAMES_DIR, Keyframe, list_keyframes
-from stylepass.core.io.atomic_image import save_png_atomic
 from stylepass.core.io.gbuffer import GBufferError, exported_frames, read_gbuffer
 from stylepass.core.models.config import UNetConfig, build_generator
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.io.colour import decode_srgb, encode_srgb
-from stylepass.core.models.inputs import frame_to_tensors, inverse_tonemap, missing_passes, tonemap
-from stylepass.core.models.serialization import MODEL_CONFIG, save_model, write_json_atomic
-from stylepass.core.io.preview_images import linear_to_srgb8, tile_grid
+from stylepass.core.models.inputs import frame_to_tensors, missing_passes, tonemap
+from stylepass.core.models.serialization import MODEL_CONFIG, write_json_atomic
 
 from ..data.augment import AugmentSettings, augmented_batch, prepare_frame
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, save_checkpoint
 from ..data.image_io import ImageReadError, read_linear_exr, read_srgb_png
 from ..data.sampling import step_generator
-from .trainer import NonFiniteLossError
+from .run_control import ResumeRefusals, check_finite, checkpoint_to_resume, resume_step
+from .style_export import PREVIEW_FILE, export_style, write_preview
 
 STYLE_PASSES = ("albedo", "normal", "depth")
 SETTINGS_FILE = "settings.json"
-PREVIEW_FILE = "preview.png"
 METRICS_FILE = "metrics.jsonl"
-STYLE_CARD = "style.json"
 TUNED_MAX_KEYFRAMES = 5
-PREVIEW_TILE = 256  # preview tiles are scaled down to at most this many pixels a side
+STYLE_REFUSALS = ResumeRefusals(
+    nothing_to_resume="nothing to resume: {run} has no checkpoint; drop --resume to start afresh",
+    run_exists="{run} holds a run already: pass --resume to continue it, or --restart to start over",
+)
+NON_FINITE_ADVICE = "check the paintings for NaN/inf, lower the learning rate, then --resume"
 
 
 class TrainStyleError(ValueError):
@@ -229,36 +228,6 @@ def unpainted_frame(export_dir: Path, keyframes: list[Keyframe]) -> int | None:
     return max(candidates, key=lambda f: (min(abs(f - p) for p in painted), -f))
 
 
-def _display(model_range: torch.Tensor) -> np.ndarray:
-    """(3, H, W) model range -> (H', W', 3) uint8 sRGB, scaled to at most PREVIEW_TILE a side.
-
-    Shown as the template the artist painted over (``stylepass keyframe template``: Reinhard
-    tone map, then sRGB), so a painting looks in the preview as it does in the paint program.
-    """
-    rgb8 = linear_to_srgb8(inverse_tonemap(model_range.float().cpu()).numpy())
-    image = Image.fromarray(rgb8)
-    image.thumbnail((PREVIEW_TILE, PREVIEW_TILE), Image.Resampling.LANCZOS)
-    return np.asarray(image)
-
-
-@torch.no_grad()
-def write_preview(
-    path: Path, generator: torch.nn.Module, rows: list[tuple[str, dict[str, torch.Tensor]]], device: torch.device
-) -> None:
-    """Rewrite the preview sheet atomically: per row, input | output (| painting when it has one)."""
-    generator.eval()
-    tiles = []
-    for _, item in rows:
-        batch = {k: v[None].to(device) for k, v in item.items()}
-        with autocast_for(device):
-            out = generator(batch["image"], batch["gbuffers"], batch["material_id"]).float().clamp(0, 1)
-        tiles.append([_display(item["image"]), _display(out[0])]
-                     + ([_display(item["target"])] if "target" in item else []))
-    generator.train()
-    sheet = tile_grid(tiles, ["input", "output", "painting"], [label for label, _ in rows])
-    save_png_atomic(Path(path), sheet)
-
-
 def _run_record(export_dir: Path, keyframes: list[Keyframe], settings: StyleSettings) -> dict[str, Any]:
     return {
         "export": str(Path(export_dir).resolve()),
@@ -287,14 +256,11 @@ def prepare_work_dir(
         raise TrainStyleError(f"{model_dir} exists and is not a Stylepass model dir; choose another --out "
                               "(an existing model dir is replaced, anything else is left alone)")
     work_dir.mkdir(parents=True, exist_ok=True)
-    latest = latest_checkpoint(work_dir)
-    if restart and latest is not None:
+    if restart and latest_checkpoint(work_dir) is not None:
         shutil.rmtree(work_dir / "checkpoints")
         (work_dir / METRICS_FILE).unlink(missing_ok=True)
-        latest = None
-    if resume:
-        if latest is None:
-            raise TrainStyleError(f"nothing to resume: {work_dir} has no checkpoint; drop --resume to start afresh")
+    latest = checkpoint_to_resume(work_dir, resume, STYLE_REFUSALS, TrainStyleError)
+    if latest is not None:
         previous = json.loads((work_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
         changed = [key for key in ("export", "keyframes", "settings") if previous.get(key) != record[key]]
         if changed:
@@ -304,40 +270,8 @@ def prepare_work_dir(
                 "same ones, or pass --restart to train afresh"
             )
         return latest
-    if latest is not None:
-        raise TrainStyleError(f"{work_dir} holds a run already: pass --resume to continue it, "
-                              "or --restart to start over")
     write_json_atomic(work_dir / SETTINGS_FILE, record)
     return None
-
-
-def _replace_dir(staged: Path, final: Path) -> None:
-    """Move a finished folder onto `final`, replacing an older one with two renames."""
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staged, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def export_style(
-    generator: torch.nn.Module, settings: StyleSettings, model_dir: Path, card: dict[str, Any], preview: Path
-) -> Path:
-    """Write the model dir (weights, config, style.json, preview.png) and swap it into place."""
-    model_dir = Path(model_dir)
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staged = model_dir.with_name(f".{model_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staged, ignore_errors=True)
-    try:
-        save_model(generator.cpu(), settings.model_config(), staged)
-        write_json_atomic(staged / STYLE_CARD, card)
-        if preview.is_file():
-            shutil.copyfile(preview, staged / PREVIEW_FILE)
-        _replace_dir(staged, model_dir)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return model_dir
 
 
 def style_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -367,7 +301,8 @@ def train_style(
     at that step, writes a checkpoint and exports the model (``out_of_time``); --resume later
     continues towards ``settings.steps``. preview: where to write the preview sheet (default
     WORK/preview.png). should_stop: polled after every step; True stops with a checkpoint and no
-    export (``interrupted``). Raises TrainStyleError (bad input) or NonFiniteLossError.
+    export (``interrupted``). Raises TrainStyleError (bad input) or
+    :class:`.run_control.NonFiniteLossError`.
     """
     settings.validate()
     if minutes is not None and not minutes > 0:
@@ -385,9 +320,7 @@ def train_style(
         torch.backends.cudnn.benchmark = True
         generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(generator.parameters(), lr=settings.lr, betas=(0.9, 0.99))
-    start = 0
-    if checkpoint is not None:
-        start = int(load_checkpoint(checkpoint, {"generator": generator}, {"generator": optimizer})["step"])
+    start = resume_step(checkpoint, {"generator": generator}, {"generator": optimizer})
 
     rows = [(f"keyframe {keyframes[0].frame}", items[0])]
     other = unpainted_frame(export_dir, keyframes)
@@ -411,11 +344,7 @@ def train_style(
         with autocast_for(device):
             output = generator(batch["image"], batch["gbuffers"], batch["material_id"])
         loss = style_loss(output, batch["target"])
-        if not torch.isfinite(loss):
-            last = latest_checkpoint(work_dir)
-            where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-            raise NonFiniteLossError(f"the loss became non-finite at step {step}; training stopped and {where} "
-                                     "(check the paintings for NaN/inf, lower the learning rate, then --resume)")
+        check_finite({"loss": loss}, step, work_dir, NON_FINITE_ADVICE, subject="the loss")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -450,5 +379,5 @@ def train_style(
         "device": device.type,
         "seconds_this_call": round(time.perf_counter() - started, 1),
     }
-    exported = export_style(generator, settings, model_dir, card, preview)
+    exported = export_style(generator, settings.model_config(), model_dir, card, preview)
     return StyleResult(step, False, out_of_time, exported, work_dir, preview, last_loss)

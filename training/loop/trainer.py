@@ -3,9 +3,10 @@
 Each step is a :class:`.step.TrainingStep` (a PatchGAN discriminator when
 ``loss.adversarial > 0``: paired runs judge (input, target) vs (input, output) pairs, unpaired
 runs matched target-domain crops vs outputs). Losses are checked for NaN/inf before each
-optimiser step: a non-finite loss stops the run with :class:`NonFiniteLossError` and the last
-checkpoint (written only from finite states) stays the newest. Ctrl-C (or SIGTERM) finishes the
-current step, writes a checkpoint and returns ``interrupted=True``.
+optimiser step: a non-finite loss stops the run with :class:`.run_control.NonFiniteLossError`
+and the last checkpoint (written only from finite states) stays the newest. Ctrl-C (or SIGTERM)
+finishes the current step, writes a checkpoint and returns ``interrupted=True``. Resume, stop and
+non-finite checks are :mod:`.run_control`'s, shared with ``train-style``.
 On CUDA: bf16 autocast and channels_last; under torchrun: DDP (see :mod:`.distributed`).
 """
 
@@ -13,41 +14,41 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import sys
-import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from rich.console import Console
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from stylepass.core.models.config import ConfigError, build_generator
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.models.patchgan import PatchGANDiscriminator
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainConfig, config_from_dict, config_to_dict, config_to_toml
 from .distributed import DistContext, all_ranks_true, barrier, init_distributed, shutdown
 from ..evaluate.metrics import image_tiles, kernel_inception_distance, psnr, ssim
 from ..data.paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
 from ..losses.perceptual import LPIPS, VGGPooledFeatures
+from .run_control import ResumeRefusals, StepProgress, check_finite, checkpoint_to_resume, resume_step
 from .run_log import RunLogger, StepTimer
 from ..data.sampling import StepBatchSampler
 from .step import Batch, GeneratorLosses, TrainingStep
+from .stop_signals import StopRequest, ignore_stop_signals
 from ..data.unpaired_dataset import TargetPatchIndex, UnpairedDataset
 
 RESOLVED_CONFIG = "config.toml"
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the message names the loss, the step and the last checkpoint."""
+TRAIN_REFUSALS = ResumeRefusals(
+    nothing_to_resume="nothing to resume: {run} has no checkpoint; drop --resume to start a new run",
+    run_exists="{run} already holds a run with checkpoints: pass --resume, or choose a new --out",
+)
+NON_FINITE_ADVICE = "lower the learning rates, check the data for NaN/inf, then --resume"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +68,8 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     equal to the run's own (train.steps aside) and train.steps not below the checkpoint's step.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    latest = latest_checkpoint(run_dir)
-    if not resume and latest is not None:
-        raise ConfigError(f"{run_dir} already holds a run with checkpoints: pass --resume, or choose a new --out")
-    if resume:
-        if latest is None:
-            raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint; drop --resume to start a new run")
+    latest = checkpoint_to_resume(run_dir, resume, TRAIN_REFUSALS, ConfigError)
+    if latest is not None:
         previous = config_to_dict(config_from_dict(tomllib.loads((run_dir / RESOLVED_CONFIG).read_text())))
         current = config_to_dict(config)
         changed = [
@@ -93,31 +90,6 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     (run_dir / RESOLVED_CONFIG).write_text(config_to_toml(config), encoding="utf-8")
 
 
-class _StopFlag:
-    """SIGINT/SIGTERM handler: the first signal asks the loop to stop after the current step (and
-    write a checkpoint); a second one interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        name = signal.Signals(signum).name
-        print(f"\n{name}: stopping after this step and writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; kill / cluster pre-emption
-
-
-def _ignore_ctrl_c(worker_id: int) -> None:
-    """Data-loader workers leave Ctrl-C to the training process, which stops them after its step."""
-    del worker_id
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
 def _to_device(batch: Batch, device: torch.device) -> Batch:
     out = {}
     for key, value in batch.items():
@@ -126,19 +98,6 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
             value = value.contiguous(memory_format=torch.channels_last)
         out[key] = value
     return out
-
-
-def _check_finite(losses: dict[str, torch.Tensor], step: int, run_dir: Path, ctx: DistContext, device: torch.device) -> None:
-    finite = bool(torch.isfinite(torch.stack([v.detach().float() for v in losses.values()])).all())
-    if all_ranks_true(finite, ctx, device):
-        return
-    bad = [name for name, value in losses.items() if not bool(torch.isfinite(value).item())] or ["(another rank)"]
-    last = latest_checkpoint(run_dir)
-    where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-    raise NonFiniteLossError(
-        f"loss {', '.join(bad)} became non-finite at step {step}; training stopped and {where} "
-        "(lower the learning rates, check the data for NaN/inf, then --resume)"
-    )
 
 
 @dataclasses.dataclass
@@ -301,11 +260,9 @@ def _train(
         modules["discriminator"] = discriminator
         optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=tcfg.lr_d, betas=betas)
 
-    start_step = 0
-    if resume:
-        checkpoint = latest_checkpoint(run_dir)
-        assert checkpoint is not None  # prepare_run_dir checked it on rank 0
-        start_step = int(load_checkpoint(checkpoint, modules, optimizers)["step"])
+    # Resume: weights, optimiser states and RNG states of the newest checkpoint (prepare_run_dir
+    # checked on rank 0 that there is one).
+    start_step = resume_step(latest_checkpoint(run_dir) if resume else None, modules, optimizers)
 
     g_train: nn.Module = generator
     d_train: nn.Module | None = discriminator
@@ -315,11 +272,11 @@ def _train(
         if discriminator is not None:
             d_train = DistributedDataParallel(discriminator, device_ids=ids)
 
-    def check_finite(losses: dict[str, torch.Tensor], at_step: int) -> None:
-        _check_finite(losses, at_step, run_dir, ctx, device)
+    def check_losses(losses: dict[str, torch.Tensor], at_step: int) -> None:
+        check_finite(losses, at_step, run_dir, NON_FINITE_ADVICE, all_ranks=lambda ok: all_ranks_true(ok, ctx, device))
 
     train_step = TrainingStep(
-        generator, discriminator, optimizers, GeneratorLosses(config.loss, device), paired, device, check_finite,
+        generator, discriminator, optimizers, GeneratorLosses(config.loss, device), paired, device, check_losses,
         g_train, d_train,
     )
     extra_metrics = OptionalMetrics()
@@ -335,7 +292,7 @@ def _train(
         batch_sampler=StepBatchSampler(tcfg.seed, start_step, tcfg.steps, tcfg.batch_size, len(train_set), ctx.rank),
         num_workers=tcfg.num_workers,
         pin_memory=device.type == "cuda",
-        worker_init_fn=_ignore_ctrl_c,
+        worker_init_fn=ignore_stop_signals,
     )
 
     def run_validation(at_step: int) -> dict[str, float]:
@@ -355,58 +312,62 @@ def _train(
     if ctx.is_main and len(val_set) == 0 and start_step == 0:
         print(f"note: {data_dir} has no 'val' pairs: no validation metrics", file=sys.stderr)
     validation = run_validation(start_step) if start_step == 0 else {}
-    stop = _StopFlag()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_handlers = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS} if in_main_thread else {}
-    progress = tqdm(total=tcfg.steps, initial=start_step, unit="step", disable=not ctx.is_main, dynamic_ncols=True)
+
+    # Train: one batch per step until train.steps, Ctrl-C or SIGTERM (stop after the step with a
+    # checkpoint), or a non-finite loss (NonFiniteLossError from train_step, before any weight
+    # changes; the newest checkpoint stays the last good one).
     running: dict[str, float] = {}
     running_count = 0
     step = start_step
     interrupted = False
     timer = StepTimer(device)
-    batches = iter(loader)
+    batches = iter(loader)  # forks the loader workers before the progress bar starts its thread
+    console = Console(stderr=True, soft_wrap=True)  # no hard line breaks in logs
+    progress = StepProgress("train", tcfg.steps, console, completed=start_step, enabled=ctx.is_main)
     try:
-        generator.train()
-        for batch in batches:
-            step += 1
-            batch = _to_device(batch, device)
-            for name, optimizer in optimizers.items():
-                base = tcfg.lr_g if name == "generator" else tcfg.lr_d
-                for group in optimizer.param_groups:
-                    group["lr"] = base * tcfg.lr_factor(step)
-            logged = train_step(batch, step)
-            for name, value in logged.items():
-                running[name] = running.get(name, 0.0) + float(value)
-            running_count += 1
-            timer.step()
-            progress.update(1)
-            if step % tcfg.log_every == 0 or step == tcfg.steps:
-                means = {k: v / running_count for k, v in running.items()}
-                means["lr/generator"] = optimizers["generator"].param_groups[0]["lr"]
-                means.update(timer.read())
-                if logger is not None:
-                    logger.scalars(step, means)
-                progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in means.items() if k.startswith("loss/")})
-                running, running_count = {}, 0
-            if tcfg.val_every and step % tcfg.val_every == 0 and step != tcfg.steps:
-                with timer.paused():
-                    validation = run_validation(step)
-            if not all_ranks_true(not stop.requested, ctx, device):  # any rank got Ctrl-C
-                interrupted = True
-                break
-            if step % tcfg.checkpoint_every == 0 and step != tcfg.steps:
-                with timer.paused():
-                    checkpoint_now(step)
-        if step > start_step or not resume:
-            checkpoint_now(step)
-        if not interrupted and step == tcfg.steps:
-            validation = run_validation(step)
+        with StopRequest(lambda message: console.print(message, markup=False, highlight=False)) as stop, progress:
+            generator.train()
+            for batch in batches:
+                step += 1
+                batch = _to_device(batch, device)
+                for name, optimizer in optimizers.items():
+                    base = tcfg.lr_g if name == "generator" else tcfg.lr_d
+                    for group in optimizer.param_groups:
+                        group["lr"] = base * tcfg.lr_factor(step)
+                logged = train_step(batch, step)
+                for name, value in logged.items():
+                    running[name] = running.get(name, 0.0) + float(value)
+                running_count += 1
+                timer.step()
+
+                # Log the means of the interval; validate; stop on Ctrl-C (any rank); checkpoint.
+                shown = None
+                if step % tcfg.log_every == 0 or step == tcfg.steps:
+                    means = {k: v / running_count for k, v in running.items()}
+                    means["lr/generator"] = optimizers["generator"].param_groups[0]["lr"]
+                    means.update(timer.read())
+                    if logger is not None:
+                        logger.scalars(step, means)
+                    shown = " ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in means.items() if k.startswith("loss/"))
+                    running, running_count = {}, 0
+                progress.update(step, shown, logged=shown is not None)
+                if tcfg.val_every and step % tcfg.val_every == 0 and step != tcfg.steps:
+                    with timer.paused():
+                        validation = run_validation(step)
+                if not all_ranks_true(not stop.requested, ctx, device):
+                    interrupted = True
+                    break
+                if step % tcfg.checkpoint_every == 0 and step != tcfg.steps:
+                    with timer.paused():
+                        checkpoint_now(step)
+
+            # Done (or stopped): the final checkpoint, then the final validation.
+            if step > start_step or not resume:
+                checkpoint_now(step)
+            if not interrupted and step == tcfg.steps:
+                validation = run_validation(step)
     finally:
         _stop_loader_workers(batches)
-        progress.close()
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
         if logger is not None:
             logger.close()
     return TrainResult(step, interrupted, latest_checkpoint(run_dir) if ctx.is_main else None, validation)
-
