@@ -1,5 +1,6 @@
 """What the modal job operators (Stylise, Train style) share: starting the job from ``invoke``, a
-timer that drives it, Blender's progress bar in the status bar, and the job's status for the panel.
+timer that drives it, Blender's progress bar in the status bar, the job's status for the panel,
+and the Cancel button.
 
 The operator keeps its timer in ``operator._timer``; ``status`` is a ``StylepassJobStatus``.
 """
@@ -75,3 +76,12 @@ class ModalJobOperator:
         except (JobError, OSError) as exc:
             return self._fail(context, exc)  # type: ignore[attr-defined]
         return begin_modal(self, context, self.timer_seconds)
+
+
+class CancelJobOperator:
+    """``execute`` of a job's Cancel button (mix in before ``bpy.types.Operator``): the job stops
+    after its current step. The operator gives ``_status(context)``, the job's status."""
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        self._status(context).cancel_requested = True  # type: ignore[attr-defined]
+        return {"FINISHED"}

@@ -16,7 +16,7 @@ import bpy
 from ..scene import compositor_nodes
 from ..live import stylise_job
 from ..contract.headless_protocol import JobCancelled, JobError
-from .modal_progress import ModalJobOperator, end_modal, show_progress, update_progress
+from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
 
 def job_status(context: bpy.types.Context) -> bpy.types.PropertyGroup:
     return context.window_manager.stylepass_job
@@ -114,15 +114,12 @@ class STYLEPASS_OT_stylise_animation(StyliseOperatorBase, bpy.types.Operator):
     animation = True
 
 
-class STYLEPASS_OT_cancel_stylise(bpy.types.Operator):
+class STYLEPASS_OT_cancel_stylise(CancelJobOperator, bpy.types.Operator):
     """Stop the running stylise job after the current step"""
 
     bl_idname = "stylepass.cancel_stylise"
     bl_label = "Cancel"
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        job_status(context).cancel_requested = True
-        return {"FINISHED"}
+    _status = staticmethod(job_status)
 
 
 class STYLEPASS_OT_remove_stylise(bpy.types.Operator):

@@ -22,7 +22,7 @@ import bpy
 from ..scene import gbuffer_export
 from ..live import stylise_job
 from ..contract.headless_protocol import JobCancelled, JobError
-from .modal_progress import ModalJobOperator, end_modal, show_progress, update_progress
+from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
 from ..live.train_style_job import StyleFolders, TrainingProgress, TrainStyleJob, train_style_argv
 
 POLL_SECONDS = 0.1
@@ -176,15 +176,12 @@ class STYLEPASS_OT_train_style(ModalJobOperator, bpy.types.Operator):
         end_modal(self, context)
 
 
-class STYLEPASS_OT_cancel_train_style(bpy.types.Operator):
+class STYLEPASS_OT_cancel_train_style(CancelJobOperator, bpy.types.Operator):
     """Stop training after the current step; the checkpoint is kept and Train style continues from it"""
 
     bl_idname = "stylepass.cancel_train_style"
     bl_label = "Cancel training"
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        train_status(context).cancel_requested = True
-        return {"FINISHED"}
+    _status = staticmethod(train_status)
 
 
 CLASSES = (STYLEPASS_OT_train_style, STYLEPASS_OT_cancel_train_style)

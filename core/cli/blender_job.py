@@ -1,11 +1,15 @@
-"""Run a ``headless_main`` job in Blender and show its progress (Blender-free)."""
+"""Run a ``headless_main`` job in Blender and show its progress (Blender-free); the console and
+the error and warning lines every command prints."""
 
 from __future__ import annotations
 
+import argparse
 import collections
+import functools
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.headless_protocol import decode_event
 
+from .arguments import Handler
 from .blender_runtime import BlenderNotFoundError, addon_dir, blender_command
 
 TAIL_LINES = 40
@@ -33,6 +38,30 @@ def print_error(console: Console, message: str) -> None:
 def print_warning(console: Console, message: str) -> None:
     """``warning: message``, the message shown as written."""
     console.print(f"[yellow]warning:[/] {escape(message)}")
+
+
+def bad_input_exits(*errors: type[Exception]) -> Callable[[Handler], Handler]:
+    """Decorate a command's handler: an exception of one of ``errors`` is printed as ``error:
+    message`` and the handler returns BAD_INPUT instead."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except errors as exc:
+                print_error(make_console(), str(exc))
+                return ExitCode.BAD_INPUT
+
+        return run
+
+    return decorate
+
+
+def given_options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """``--name value`` for each option of ``names`` given on the command line, to pass on to a job."""
+    return [part for name in names if getattr(args, name) is not None
+            for part in (f"--{name}", str(getattr(args, name)))]
 
 
 def run_blender_job(job: str, job_args: list[str], blender: str | None, verbose: bool, console: Console) -> int:

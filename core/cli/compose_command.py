@@ -12,8 +12,8 @@ from ..io.atomic_image import save_png_atomic
 from ..io.exr_file import ExrReadError, read_exr
 from ..io.gbuffer import GBufferError, read_gbuffer
 from ..io.preview_images import exr_rgb, linear_to_srgb8, tile_grid
+from .arguments import add_blender_arguments
 from .blender_job import make_console, print_error, run_blender_job
-from .export_command import add_blender_arguments
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -16,9 +16,9 @@ from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from ..io.dataset_tools import EVALUATIONS_FOLDER
+from .arguments import add_blender_arguments, add_command, add_device_argument
 from .blender_job import make_console, run_blender_job
 from .interrupts import run_model_command
-from .export_command import add_blender_arguments
 
 if TYPE_CHECKING:
     from stylepass.core.inference.stylise import Styliser
@@ -50,28 +50,27 @@ exit codes:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the CLI."""
-    parser = commands.add_parser(
-        "evaluate", help="PSNR, SSIM and fine-detail ratio of a model on a dataset's held-out split, beside the baselines",
+    parser = add_command(
+        commands, "evaluate", run_evaluate,
+        help="PSNR, SSIM and fine-detail ratio of a model on a dataset's held-out split, beside the baselines",
         description="Run MODEL on every pair of a split of DATASET (whole frames, as `stylepass stylise` "
                     "does) and compare output, untouched input and, for enhance datasets, Blender's "
                     "Denoise node on the input, with the targets: PSNR and SSIM per pair, per scene and "
                     "on average. Writes a JSON report and a side-by-side PNG.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG)
     parser.add_argument("model", metavar="MODEL",
                         help="a model folder (model.safetensors + config.json) or a preset name")
     parser.add_argument("--data", metavar="DATASET", required=True,
                         help="paired dataset folder (pairs.jsonl) from `stylepass dataset`")
     parser.add_argument("--split", default="val", help="the split to evaluate (default: val, the held-out scenes)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: DATASET/evaluation/<model name>)")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
-                        help="where the model runs (default: auto, CUDA when available)")
+    add_device_argument(parser)
     parser.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=None,
                         help="run the Denoise baseline in Blender (default: on for enhance datasets, off otherwise)")
     parser.add_argument("--limit", metavar="N", type=_positive, help="evaluate only the first N pairs of the split")
     parser.add_argument("--sheet-rows", metavar="N", type=_positive, default=8,
                         help="pairs shown on sheet.png (default: 8, the first ones)")
     add_blender_arguments(parser)
-    parser.set_defaults(handler=run_evaluate)
 
 
 def _positive(text: str) -> int:

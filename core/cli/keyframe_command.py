@@ -16,7 +16,7 @@ from ..io.atomic_image import save_png_atomic
 from ..io.exr_file import ExrReadError, read_exr
 from ..io.gbuffer import GBufferError, read_gbuffer
 from ..io.preview_images import linear_to_srgb8
-from .blender_job import make_console, print_error
+from .blender_job import bad_input_exits, make_console
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -60,16 +60,12 @@ def image_size(path: Path) -> tuple[int, int]:
         raise BadInputError(f"cannot read the painting {path}: {exc}") from exc
 
 
+@bad_input_exits(BadInputError)
 def run_add(args: argparse.Namespace) -> int:
-    console = make_console()
     painting = Path(args.painting)
-    try:
-        keyframe = add_keyframe(Path(args.export), args.frame, painting,
-                                image_size(painting) if painting.is_file() else (0, 0), args.replace)
-    except BadInputError as exc:
-        print_error(console, str(exc))
-        return ExitCode.BAD_INPUT
-    console.print(f"frame {keyframe.frame}: painting registered as {keyframe.painting}", markup=False)
+    keyframe = add_keyframe(Path(args.export), args.frame, painting,
+                            image_size(painting) if painting.is_file() else (0, 0), args.replace)
+    make_console().print(f"frame {keyframe.frame}: painting registered as {keyframe.painting}", markup=False)
     return ExitCode.OK
 
 
@@ -82,26 +78,18 @@ def run_list(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+@bad_input_exits(BadInputError)
 def run_remove(args: argparse.Namespace) -> int:
-    console = make_console()
-    try:
-        kept = remove_keyframe(Path(args.export), args.frame)
-    except BadInputError as exc:
-        print_error(console, str(exc))
-        return ExitCode.BAD_INPUT
-    console.print(f"frame {args.frame}: unregistered; the painting is kept at {kept}", markup=False)
+    kept = remove_keyframe(Path(args.export), args.frame)
+    make_console().print(f"frame {args.frame}: unregistered; the painting is kept at {kept}", markup=False)
     return ExitCode.OK
 
 
+@bad_input_exits(GBufferError)
 def run_template(args: argparse.Namespace) -> int:
-    console = make_console()
     export = Path(args.export)
     out = Path(args.out) if args.out else export / f"paint_{args.frame:04d}.png"
-    try:
-        frame = read_gbuffer(export / f"{frame_stem(args.frame)}.exr")
-    except GBufferError as exc:
-        print_error(console, str(exc))
-        return ExitCode.BAD_INPUT
+    frame = read_gbuffer(export / f"{frame_stem(args.frame)}.exr")
     save_png_atomic(out, linear_to_srgb8(frame.beauty))
-    console.print(f"paint over {out}, then: stylepass keyframe add {export} {out} --frame {args.frame}", markup=False)
+    make_console().print(f"paint over {out}, then: stylepass keyframe add {export} {out} --frame {args.frame}", markup=False)
     return ExitCode.OK

@@ -11,13 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
+from .arguments import add_command, add_device_argument
 from .blender_job import make_console, print_warning
 from .interrupts import run_model_command
 
 if TYPE_CHECKING:
     from ..inference.stylise import FrameJob, Styliser
 
-EXIT_CODES_HELP = """outputs:
+EPILOG = """outputs:
   OUT/stylised_<frame>.exr  scene-linear half-float RGB, the input's size (frame_000012.exr
                             gives stylised_000012.exr)
   OUT/stylised_<frame>.png  sRGB preview
@@ -34,15 +35,14 @@ exit codes:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``stylise`` to the CLI."""
-    parser = commands.add_parser(
-        "stylise",
+    parser = add_command(
+        commands, "stylise", run_stylise,
         help="stylise exported frames with a trained model (EXR + PNG per frame)",
         description="Run a model on an exported frame (EXR with its JSON sidecar beside it) or on "
                     "every frame of an export folder. Writes OUT/stylised_<frame>.exr (scene-linear, "
                     "half float) and OUT/stylised_<frame>.png (sRGB preview). Re-running the same "
                     "command resumes: frames this model already finished are skipped.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
     )
     parser.add_argument("input", metavar="INPUT", help="an export EXR (sidecar beside it) or an export folder")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -50,12 +50,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--preset", metavar="NAME",
                         help="a preset's trained model: presets/NAME/model/ ($STYLEPASS_PRESETS overrides presets/)")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
-                        help="where the model runs (default: auto, CUDA when available)")
+    add_device_argument(parser)
     parser.add_argument("--tile", metavar="N", type=int,
                         help="run in overlapping N x N tiles (default: whole frames up to 2048x2048, "
                              "1024 tiles above; smaller tiles on GPU out-of-memory)")
-    parser.set_defaults(handler=run_stylise)
 
 
 def run_stylise(args: argparse.Namespace) -> int:

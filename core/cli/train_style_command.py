@@ -14,6 +14,7 @@ from stylepass.blender_addon.contract.headless_protocol import encode_event
 
 from stylepass.training.loop.stop_signals import StopRequest
 
+from .arguments import add_command, add_device_argument
 from .blender_job import make_console, print_error, print_warning
 
 EPILOG = """outputs:
@@ -34,8 +35,8 @@ exit codes:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``train-style`` to the CLI."""
-    parser = commands.add_parser(
-        "train-style",
+    parser = add_command(
+        commands, "train-style", run_train_style,
         help="train a custom style from painted keyframes (1 to 5 paintings)",
         description="Train a few-shot styliser from the painted keyframes registered in an export folder "
                     "(`stylepass keyframe add`): a small U-Net reading the render and its albedo, normal and "
@@ -43,7 +44,6 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "patches. The paintings are only read. The defaults gave a usable style in 8 minutes on a "
                     "2-core CPU at 512x512 (docs/train-style.md).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("export", metavar="EXPORT", type=Path, help="export folder with painted keyframes")
     parser.add_argument("--out", metavar="MODEL_DIR", type=Path, required=True,
@@ -52,8 +52,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--minutes", type=float,
                         help="time budget: stop after this many minutes of training and export the model "
                              "(--resume continues towards --steps)")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
-                        help="where to train (default: auto, CUDA when available)")
+    add_device_argument(parser, help="where to train (default: auto, CUDA when available)")
     state = parser.add_mutually_exclusive_group()
     state.add_argument("--resume", action="store_true", help="continue the run in the work folder")
     state.add_argument("--restart", action="store_true",
@@ -75,7 +74,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-flip", action="store_true", help="no mirrored patches")
     parser.add_argument("--events", action="store_true",
                         help="report progress as '@@stylepass {json}' lines on stdout (for the Blender add-on)")
-    parser.set_defaults(handler=run_train_style)
 
 
 def run_train_style(args: argparse.Namespace) -> int:

@@ -150,3 +150,13 @@ def test_add_painted_keyframe_registers_a_copy_of_the_painting(demo_scene, tmp_p
     with pytest.raises(RuntimeError, match="is 20x20 but frame 1 was rendered at 48x27"):
         bpy.ops.stylepass.add_painted_keyframe(filepath=str(tmp_path / "wrong.png"), replace=True)
     assert copy.read_bytes() == original, "a refused painting changes nothing"
+
+
+def test_the_cancel_buttons_ask_their_running_job_to_stop(addon):
+    window_manager = bpy.context.window_manager
+    for cancel, status in ((bpy.ops.stylepass.cancel_stylise, window_manager.stylepass_job),
+                           (bpy.ops.stylepass.cancel_train_style, window_manager.stylepass_train)):
+        status.cancel_requested = False
+        assert cancel() == {"FINISHED"}
+        assert status.cancel_requested
+        status.cancel_requested = False

@@ -1,0 +1,37 @@
+"""Argument set-up the ``stylepass`` commands share (standard library only: ``stylepass --help``
+must not wait for torch)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from .blender_runtime import SUPPORTED_VERSIONS
+
+Handler = Callable[[argparse.Namespace], int]  # runs a parsed command; returns its exit code
+
+DEVICES = ("auto", "cuda", "cpu")
+
+
+def add_command(commands: argparse._SubParsersAction, name: str, handler: Handler, *, help: str,
+                description: str, epilog: str) -> argparse.ArgumentParser:
+    """Add the subcommand ``name``, run by ``handler``; its ``--help`` ends with ``epilog`` (what it
+    writes, its exit codes), laid out as written."""
+    parser = commands.add_parser(name, help=help, description=description, epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def add_blender_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--blender`` and ``--verbose``, shared by the commands that run Blender."""
+    parser.add_argument("--blender", metavar="4.5|5.2|PATH",
+                        help=f"Blender to use: {' or '.join(SUPPORTED_VERSIONS)} (set up by build.py) "
+                             "or a path to a Blender executable (default: the newest set up)")
+    parser.add_argument("--verbose", action="store_true", help="show Blender's own output")
+
+
+def add_device_argument(parser: argparse.ArgumentParser,
+                        help: str = "where the model runs (default: auto, CUDA when available)") -> None:
+    """``--device auto|cuda|cpu`` (default auto: CUDA when torch has it, else the CPU)."""
+    parser.add_argument("--device", choices=DEVICES, default="auto", help=help)
