@@ -7,7 +7,6 @@ tiny U-Net learns to swap red and blue on random images for a few dozen steps.
 from __future__ import annotations
 
 import importlib
-import json
 import subprocess
 import textwrap
 from pathlib import Path
