@@ -4,12 +4,12 @@ Preview: per row (a keyframe, an unpainted frame) input | output (| painting), e
 the template the artist painted over, rewritten atomically while training. Model dir:
 ``model.safetensors`` + ``config.json`` (:mod:`stylepass.core.models.serialization`),
 ``style.json`` (what it was trained from and how) and ``preview.png``; replaced as a whole
-(written beside it under a temporary name, then renamed), so a reader never sees half a model.
+(built beside it under a temporary name, then renamed: ``atomic_files.write_folder_atomic``), so a
+reader never sees half a model.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stylepass.blender_addon.contract.atomic_files import write_folder_atomic, write_json_atomic
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.io.atomic_image import save_png_atomic
 from stylepass.core.io.preview_images import linear_to_srgb8, tile_grid
 from stylepass.core.models.config import UNetConfig
 from stylepass.core.models.inputs import inverse_tonemap
-from stylepass.core.models.serialization import save_model, write_json_atomic
+from stylepass.core.models.serialization import save_model
 
 PREVIEW_FILE = "preview.png"
 STYLE_CARD = "style.json"
@@ -60,31 +61,17 @@ def write_preview(
     save_png_atomic(Path(path), sheet)
 
 
-def _replace_dir(staged: Path, final: Path) -> None:
-    """Move a finished folder onto `final`, replacing an older one with two renames."""
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staged, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def export_style(
     generator: torch.nn.Module, config: UNetConfig, model_dir: Path, card: dict[str, Any], preview: Path
 ) -> Path:
     """Write the model dir (weights, `config`, style.json, a copy of the `preview` sheet) and swap
     it into place; returns `model_dir`."""
-    model_dir = Path(model_dir)
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staged = model_dir.with_name(f".{model_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staged, ignore_errors=True)
-    try:
+
+    def write_files(staged: Path) -> None:
         save_model(generator.cpu(), config, staged)
         write_json_atomic(staged / STYLE_CARD, card)
         if preview.is_file():
             shutil.copyfile(preview, staged / PREVIEW_FILE)
-        _replace_dir(staged, model_dir)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return model_dir
+
+    write_folder_atomic(Path(model_dir), write_files)
+    return Path(model_dir)

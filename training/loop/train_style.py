@@ -4,7 +4,7 @@
 :func:`train_style`. It reads the keyframes registered in an export folder
 (:mod:`stylepass.blender_addon.contract.keyframes`: each painting over a frame, plus that frame's
 G-buffers), trains a small G-buffer-conditioned U-Net on augmented patches of them
-(:mod:`.augment`) and exports a model dir that loads like any preset.
+(:mod:`..data.augment`) and exports a model dir that loads like any preset.
 
 Why a loop of its own rather than :func:`.trainer.train`: the 1 to 5 frames stay in memory
 (no data loader reading EXRs each step), every patch is augmented, there is no validation
@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from stylepass.blender_addon.contract.atomic_files import append_jsonl
+from stylepass.blender_addon.contract.atomic_files import append_jsonl, write_json_atomic
 from stylepass.blender_addon.contract.export_format import frame_stem
 from stylepass.blender_addon.contract.keyframes import KEYFRAMES_DIR, Keyframe, list_keyframes
 from stylepass.core.io.gbuffer import GBufferError, exported_frames, read_gbuffer
@@ -51,7 +51,7 @@ from stylepass.core.models.config import UNetConfig, build_generator
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.io.colour import decode_srgb, encode_srgb
 from stylepass.core.models.inputs import frame_to_tensors, missing_passes, tonemap
-from stylepass.core.models.serialization import MODEL_CONFIG, write_json_atomic
+from stylepass.core.models.serialization import MODEL_CONFIG
 
 from ..data.augment import AugmentSettings, augmented_batch, prepare_frame
 from .checkpoint import latest_checkpoint, save_checkpoint

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from rich.console import Console
 from torch.utils.data import DataLoader
 
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.core.models.config import ConfigError, build_generator
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.models.patchgan import PatchGANDiscriminator
@@ -34,7 +35,7 @@ from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainConfig, config_from_dict, config_to_dict, config_to_toml
 from .distributed import DistContext, all_ranks_true, barrier, init_distributed, shutdown
 from ..evaluate.metrics import image_tiles, kernel_inception_distance, psnr, ssim
-from ..data.paired_dataset import DatasetError, FrameReader, PairedDataset, default_frame_reader
+from ..data.paired_dataset import FrameReader, PairedDataset, default_frame_reader
 from ..losses.perceptual import LPIPS, VGGPooledFeatures
 from .run_control import ResumeRefusals, StepProgress, check_finite, checkpoint_to_resume, resume_step
 from .run_log import RunLogger, StepTimer
