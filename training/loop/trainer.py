@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from rich.console import Console
 from torch.utils.data import DataLoader
 
+from stylepass.blender_addon.contract.atomic_files import write_bytes_atomic
 from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.core.models.config import ConfigError, build_generator
 from stylepass.core.inference.predict import autocast_for
@@ -88,7 +89,7 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
         done = json.loads((latest / "state.json").read_text(encoding="utf-8"))["step"]
         if done > config.train.steps:
             raise ConfigError(f"{run_dir} is already at step {done}, past train.steps = {config.train.steps}; ask for more steps")
-    (run_dir / RESOLVED_CONFIG).write_text(config_to_toml(config), encoding="utf-8")
+    write_bytes_atomic(run_dir / RESOLVED_CONFIG, config_to_toml(config).encode("utf-8"))
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
