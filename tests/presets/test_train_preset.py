@@ -1,7 +1,9 @@
 """`python build.py train-preset` end to end on a tiny sketch run (real Blender 5.2, CPU torch).
 
-Dataset (3 pairs at 32x32), training (4 steps), export onto the preset's model/, held-out
-real assets (1 scene at 32x32, scored by stylepass evaluate), card and thumbnail, in a temporary copy of presets/sketch so the shipped preset is left alone.
+Dataset (3 pairs at 32x32), training (4 steps), export of a candidate model, held-out real assets
+(1 scene at 32x32, scored by stylepass evaluate), the quality bars (an unreachable one here: the
+candidate is refused and the preset left alone, then installed with --accept-worse), card and
+thumbnail, in a temporary copy of presets/sketch so the shipped preset is left alone.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ STYLEPASS = Path(sys.executable).parent / "stylepass"
 ASSETS = REPO.parent / "shared" / "assets" / "gltf"
 
 
-def train_preset(presets: Path, steps: int) -> subprocess.CompletedProcess[str]:
-    """`build.py train-preset sketch` on 3 pairs at 32x32 in `presets`; asserts it succeeded."""
+def train_preset(presets: Path, steps: int, *extra: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    """`build.py train-preset sketch` on 3 pairs at 32x32 in `presets`; asserts its exit code."""
     done = subprocess.run(
         [sys.executable, str(REPO / "build.py"), "train-preset", "sketch", "--pairs", "3", "--steps", str(steps),
-         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets)],
+         "--resolution", "32x32", "--blender", "5.2", "--presets-dir", str(presets), *extra],
         cwd=REPO, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert done.returncode == expect, (done.stdout + done.stderr)[-4000:]
     return done
 
 
@@ -46,11 +48,24 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
         assert shipped in real
         real = real.replace(shipped, small)
     (preset / "real_assets.toml").write_text(real)
+    # The shipped bars plus one no model reaches: the run must be refused, then accepted on request.
+    bars = (REPO / "presets" / "sketch" / "bars.toml").read_text()
+    assert "min_detail_ratio = 0.7" in bars
+    (preset / "bars.toml").write_text(bars + "min_psnr_db = 99.0\n")
 
-    done = train_preset(presets, steps=4)
+    refused = train_preset(presets, 4, expect=1)
+    output = refused.stdout + refused.stderr
+    assert "[bars] missed: scene_00000: PSNR" in output and "under the bar of 99.00 dB" in output, output[-3000:]
+    assert "--accept-worse installs it anyway" in output
+    assert sorted(p.name for p in preset.iterdir()) == ["bars.toml", "dataset.toml", "real_assets.toml", "train.toml"]
+    work = presets / ".build" / "sketch"
+    assert (work / "model" / "model.safetensors").is_file()  # the candidate is kept for a look
+
+    done = train_preset(presets, 4, "--accept-worse")
     output = done.stdout + done.stderr
-    for stage in ("[dataset]", "[training]", "[export]", "[real assets]", "[card]", "[thumbnail]"):
+    for stage in ("[dataset]", "[training]", "[export]", "[real assets]", "[bars]", "[card]", "[thumbnail]"):
         assert stage in output, f"stage {stage} not reported:\n{output[-3000:]}"
+    assert "resuming" in output  # the refused run's training is not redone
 
     model = preset / "model"
     assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()
@@ -58,7 +73,6 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     assert not (preset / ".model.partial").exists()
 
     # The exported model loads and stylises one exported frame of the dataset.
-    work = presets / ".build" / "sketch"
     rows = [json.loads(line) for line in (work / "dataset" / "pairs.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and [r["split"] for r in rows].count("val") == 1
     frame = work / "dataset" / rows[0]["input"]
@@ -77,13 +91,16 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     report = json.loads((preset / "real_assets.json").read_text())
     assert report["count"] == 1 and report["model"]["family"] == "unet"
     assert f"| this model | {report['means']['model']['psnr']:.2f} |" in card
+    assert "fine detail (output / target)" in card and f"{report['means']['model']['detail']:.2f} |" in card
+    assert "Quality bars (`bars.toml`) missed (installed with `--accept-worse`)" in card
+    assert "under the bar of 99.00 dB" in card
     assert "held-out real assets (1 scenes, 32x32)" in card and "WaterBottle" in card
     assert Image.open(preset / "real_assets.png").size[0] > 32 * 3
     thumbnail = Image.open(preset / "thumbnail.png")
     assert thumbnail.size[0] > 2 * thumbnail.size[1]  # input | output | target side by side
 
     # More steps, same settings: the dataset and the run resume (no new scenes, no restart).
-    more = train_preset(presets, steps=6)
+    more = train_preset(presets, 6, "--accept-worse")
     assert "resuming" in more.stdout and "afresh" not in more.stdout
     assert "6 steps" in (preset / "CARD.md").read_text()
 
@@ -91,6 +108,6 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     config = (preset / "train.toml").read_text()
     assert "lr_g = 0.0002" in config
     (preset / "train.toml").write_text(config.replace("lr_g = 0.0002", "lr_g = 0.0003"))
-    again = train_preset(presets, steps=6)
+    again = train_preset(presets, 6, "--accept-worse")
     assert "training afresh on its datasets" in again.stdout and "resuming" not in again.stdout
     assert "0 pair(s) written, 3 already finished" in again.stdout + again.stderr

@@ -30,13 +30,17 @@ def real_assets_section(real: dict[str, Any] | None) -> str:
     if real is None:
         return ""
     names = {"model": "this model", "input": "untouched input", "denoise": "Blender's Denoise node on the input"}
-    rows = "\n".join(f"| {names[method]} | {real['means'][method]['psnr']:.2f} | {real['means'][method]['ssim']:.4f} |"
-                     for method in names if method in real["means"])
+    rows = "\n".join(f"| {names[method]} | {real['means'][method]['psnr']:.2f} | {real['means'][method]['ssim']:.4f} | "
+                     f"{real['means'][method]['detail']:.2f} |" for method in names if method in real["means"])
     denoise_note = ("\nThe inputs are rendered with Cycles' own denoiser on (Blender's default), so the Denoise node "
                     "changes little:\nwhat the model adds is the missing indirect light, not less noise.\n"
                     if "denoise" in real["means"] else "")
     verdict = ("The model beats the untouched input on both." if real["beats_input"] else
                "**The model does not beat the untouched input on both figures here: treat it as unfinished.**")
+    missed = real.get("missed_bars", [])
+    bars = ("Quality bars (`bars.toml`), scene by scene: all met.\n" if not missed else
+            "**Quality bars (`bars.toml`) missed (installed with `--accept-worse`):**\n\n"
+            + "".join(f"- {line}\n" for line in missed))
     return f"""
 ## Quality on held-out real assets ({real['count']} scenes, {real['resolution']})
 
@@ -44,10 +48,11 @@ The shared glTF assets ({', '.join(real['assets'])}), never used in training, in
 (`real_assets.toml`), rendered and scored like the validation split by
 `stylepass evaluate` ([report](real_assets.json)). {verdict}
 
-| | PSNR (dB) | SSIM |
-|---|---|---|
+| | PSNR (dB) | SSIM | fine detail (output / target) |
+|---|---|---|---|
 {rows}
 {denoise_note}
+{bars}
 `real_assets.png`: {' | '.join(real['columns'])} of the first scenes.
 """
 

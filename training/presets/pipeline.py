@@ -3,8 +3,13 @@
 Stages: dataset (``stylepass dataset`` on presets/NAME/dataset.toml) -> training (``stylepass train``,
 resumable) -> export (``stylepass export-model``, renamed atomically onto presets/NAME/model/) ->
 held-out real assets (presets/NAME/real_assets.toml: the shared glTF assets, never trained on, scored
-by ``stylepass evaluate``; presets/NAME/real_assets.json + real_assets.png) -> presets/NAME/CARD.md
--> presets/NAME/thumbnail.png. Each stage's command runs in its own process, as a user would type it.
+by ``stylepass evaluate``) -> the quality bars (presets/NAME/bars.toml, :mod:`.bars`) -> install:
+presets/NAME/model/, real_assets.json + real_assets.png, CARD.md and thumbnail.png. Each stage's
+command runs in its own process, as a user would type it.
+
+A model that misses a bar is not installed: presets/NAME stays as it was, the candidate stays in the
+work folder (model/, real_assets_eval/sheet.png) and the command fails (exit 1) naming each missed bar,
+unless ``--accept-worse`` installs it anyway (its card then lists what it misses).
 
 Work files: .build/presets/NAME/ in the repository (for another presets folder: DIR/.build/NAME/).
 Re-running the same command resumes every stage, and more --steps continue the run. Other dataset
@@ -37,6 +42,7 @@ from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.inference.stylise import REPO_PRESETS
 from stylepass.training.loop.config import dumps_toml
 
+from .bars import BarsError, load_bars, missed_bars
 from .card import preset_card
 from .measurements import inference_speed, input_baseline
 from .thumbnail import write_thumbnail
@@ -58,6 +64,10 @@ class PresetStageError(Exception):
     """A train-preset stage failed; the message names the stage."""
 
 
+class BarsMissedError(PresetStageError):
+    """The trained model misses a quality bar on the held-out real assets; nothing was installed."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PresetRequest:
     """What ``train-preset`` was asked for (its command-line options; None: the device's default)."""
@@ -69,6 +79,7 @@ class PresetRequest:
     device: str = "cpu"  # "cpu" or "cuda"
     blender: str = "5.2"  # the Blender that renders the datasets
     presets_dir: Path | None = None  # None: the repository's presets/
+    accept_worse: bool = False  # install a model that misses a bar of bars.toml
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,24 +202,36 @@ def prepare_work(plan: RunPlan, request: PresetRequest) -> None:
                                           + dumps_toml(plan.config))
 
 
-def export_onto_preset(stylepass: Path, run_dir: Path, preset: Path) -> float:
-    """Export the run into presets/NAME/.model.partial, then rename it onto presets/NAME/model/ (the old
-    model is removed only after the new one is in place). Returns the export's seconds."""
-    model_dir, temp_model, old = preset / "model", preset / ".model.partial", preset / ".model.old"
+def export_candidate(stylepass: Path, run_dir: Path, work: Path) -> tuple[Path, float]:
+    """Export the run into the work folder's model/ (through .model.partial, renamed into place).
+    Returns the candidate's folder and the export's seconds."""
+    candidate, temp_model = work / "model", work / ".model.partial"
     shutil.rmtree(temp_model, ignore_errors=True)
     export_s = run_stage("export", [stylepass, "export-model", run_dir, "--out", temp_model])
+    shutil.rmtree(candidate, ignore_errors=True)
+    os.replace(temp_model, candidate)
+    return candidate, export_s
+
+
+def install_model(candidate: Path, preset: Path) -> Path:
+    """Copy the candidate onto presets/NAME/model/: into .model.partial, then renamed into place (the
+    old model is removed only after the new one is there). Returns presets/NAME/model."""
+    model_dir, temp_model, old = preset / "model", preset / ".model.partial", preset / ".model.old"
+    shutil.rmtree(temp_model, ignore_errors=True)
+    shutil.copytree(candidate, temp_model)
     shutil.rmtree(old, ignore_errors=True)
     if model_dir.exists():
         os.replace(model_dir, old)
     os.replace(temp_model, model_dir)
     shutil.rmtree(old, ignore_errors=True)
-    return export_s
+    return model_dir
 
 
 def evaluate_real_assets(stylepass: Path, plan: RunPlan, model_dir: Path, request: PresetRequest) -> dict[str, Any] | None:
     """Render presets/NAME/real_assets.toml (resumable) and score the model on it with `stylepass
-    evaluate`; writes presets/NAME/real_assets.json (the report) and real_assets.png (its sheet).
-    Returns the card's summary, or None when the preset has no real_assets.toml."""
+    evaluate` into the work folder's real_assets_eval/ (report.json and its sheet). Returns the card's
+    summary (with ``report`` and ``sheet`` paths for :func:`install_real_assets`), or None when the
+    preset has no real_assets.toml."""
     preset, work = plan.preset, plan.work
     recipe = preset / "real_assets.toml"
     if not recipe.is_file():
@@ -220,20 +243,28 @@ def evaluate_real_assets(stylepass: Path, plan: RunPlan, model_dir: Path, reques
     run_stage("real assets", [stylepass, "evaluate", model_dir, "--data", data, "--out", evaluation,
                               "--device", request.device, "--blender", request.blender, "--sheet-rows", "3"])
     report = json.loads((evaluation / "report.json").read_text())
-    copy_file_atomic(evaluation / "report.json", preset / "real_assets.json")
-    copy_file_atomic(evaluation / report["sheet"], preset / "real_assets.png")
     means = report["means"]
     recipe_record = report["dataset"]["identity"]["recipe"]
     width, height = recipe_record["dataset"]["resolution"]
     real = {"means": means, "count": report["count"], "resolution": f"{width}x{height}",
             "assets": sorted({Path(a).stem for a in recipe_record["scenes"]["assets"]}),
             "columns": ["input", "output", "target"] + (["denoise"] if "denoise" in means else []),
-            "beats_input": all(means["model"][k] > means["input"][k] for k in ("psnr", "ssim"))}
-    summary = ", ".join(f"{method} {means[method]['psnr']:.2f} dB / {means[method]['ssim']:.4f}"
-                        for method in ("model", "input", "denoise") if method in means)
-    say(f"[real assets] {summary}" + ("" if real["beats_input"] else
-                                      " - WARNING: the model does not beat the untouched input"))
+            "beats_input": all(means["model"][k] > means["input"][k] for k in ("psnr", "ssim")),
+            "missed_bars": missed_bars(report, load_bars(preset)),
+            "report": str(evaluation / "report.json"), "sheet": str(evaluation / report["sheet"])}
+    summary = ", ".join(f"{method} {means[method]['psnr']:.2f} dB / {means[method]['ssim']:.4f} / detail "
+                        f"{means[method]['detail']:.2f}" for method in ("model", "input", "denoise") if method in means)
+    say(f"[real assets] {summary}")
+    for line in real["missed_bars"]:
+        say(f"[bars] missed: {line}")
     return real
+
+
+def install_real_assets(real: dict[str, Any] | None, preset: Path) -> None:
+    """Copy the evaluation's report and sheet to presets/NAME/real_assets.json and real_assets.png."""
+    if real is not None:
+        copy_file_atomic(Path(real["report"]), preset / "real_assets.json")
+        copy_file_atomic(Path(real["sheet"]), preset / "real_assets.png")
 
 
 def run_stages(stylepass: Path, plan: RunPlan, request: PresetRequest) -> None:
@@ -265,15 +296,24 @@ def run_stages(stylepass: Path, plan: RunPlan, request: PresetRequest) -> None:
         raise PresetStageError(f"stage 'training': no validation metrics at step {plan.steps} in {run_dir}/metrics.jsonl")
     metrics = {"psnr": finals[-1]["val/psnr"], "ssim": finals[-1]["val/ssim"], "step": plan.steps}
 
-    # 3. export: into a temp folder, then renamed onto presets/NAME/model/
-    export_s = export_onto_preset(stylepass, run_dir, preset)
-    model_dir = preset / "model"
-    weights_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
-    model_config = json.loads((model_dir / "config.json").read_text())["model"]
-    say(f"[export] {model_dir} ({weights_mb:.1f} MB)")
+    # 3. export: the candidate model, in the work folder
+    candidate, export_s = export_candidate(stylepass, run_dir, plan.work)
+    weights_mb = (candidate / "model.safetensors").stat().st_size / 1e6
+    model_config = json.loads((candidate / "config.json").read_text())["model"]
+    say(f"[export] {candidate} ({weights_mb:.1f} MB)")
 
-    # 4. held-out real assets: dataset from real_assets.toml, then stylepass evaluate
-    real_assets = evaluate_real_assets(stylepass, plan, model_dir, request)
+    # 4. held-out real assets: dataset from real_assets.toml, then stylepass evaluate; the bars decide
+    #    whether the candidate replaces the shipped model
+    real_assets = evaluate_real_assets(stylepass, plan, candidate, request)
+    if real_assets is not None and real_assets["missed_bars"]:
+        if not request.accept_worse:
+            raise BarsMissedError(
+                f"the model misses {len(real_assets['missed_bars'])} bar(s) of {preset / 'bars.toml'} on the "
+                f"held-out real assets (listed above), so {preset} is unchanged; see {real_assets['sheet']}. "
+                f"The candidate is {candidate}; --accept-worse installs it anyway")
+        say("[bars] --accept-worse: installing a model that misses its bars (the card says which)")
+    model_dir = install_model(candidate, preset)
+    install_real_assets(real_assets, preset)
 
     # 5. card: baseline on the same validation pairs, speed on this device
     say("[card] untouched-input baseline on the validation pairs; speed at 512x512")
@@ -315,14 +355,20 @@ def run_stages(stylepass: Path, plan: RunPlan, request: PresetRequest) -> None:
 def train_preset(request: PresetRequest) -> int:
     """Rebuild presets/NAME (dataset, training, export, real assets, card, thumbnail); resumable.
 
-    Returns the exit code: 0 rebuilt, 1 a stage failed (or a bad --resolution), 2 the preset has no
-    dataset.toml or train.toml, 4 the ``stylepass`` command beside this Python is missing."""
+    Returns the exit code: 0 rebuilt, 1 a stage failed, the model missed a bar of bars.toml (without
+    --accept-worse) or a bad --resolution, 2 the preset has no dataset.toml or train.toml or a bad
+    bars.toml, 4 the ``stylepass`` command beside this Python is missing."""
     presets_dir = request.presets_dir.resolve() if request.presets_dir else REPO_PRESETS
     preset = presets_dir / request.name
     for path in (preset / "dataset.toml", preset / "train.toml"):
         if not path.is_file():
             say(f"preset {request.name}: {path} not found")
             return ExitCode.BAD_INPUT
+    try:
+        load_bars(preset)  # a mistake in bars.toml is refused before hours of work, not after
+    except BarsError as error:
+        say(f"preset {request.name}: {error}")
+        return ExitCode.BAD_INPUT
     stylepass = Path(sys.executable).parent / "stylepass"
     if not stylepass.exists():
         say(f"{stylepass} not found: run `python build.py setup` first")
