@@ -18,7 +18,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from torch import nn
 
-from .inputs import gbuffer_channels
+from .inputs import gbuffer_channels, pass_slices
 from .norms import NORM_KINDS
 from .rad import RADGenerator
 from .unet import UNetGenerator
@@ -38,13 +38,22 @@ class UNetConfig:
     depth: int = 7  # downsamplings; inputs are padded to a multiple of 2^depth
     norm: str = "channel"  # "channel" (per-pixel, tile-safe) or "group"
     residual: bool = False  # predict a change to the input image (starts as the identity)
+    demodulated: bool = False  # output = albedo x predicted shading + predicted base (needs albedo)
+    edge_guides: bool = False  # depth and normal edges as two more inputs (needs depth and normal)
 
     def validate(self) -> None:
-        """Raise ConfigError on values out of range."""
+        """Raise ConfigError on values out of range or options whose passes are missing."""
         _check_passes(self.gbuffer_passes)
         _check_positive(base_width=self.base_width, depth=self.depth)
         if self.norm not in NORM_KINDS:
             raise ConfigError(f"model.norm = {self.norm!r}; allowed: {', '.join(NORM_KINDS)}")
+        if self.residual and self.demodulated:
+            raise ConfigError("model.residual and model.demodulated cannot both be true: choose one output")
+        needs = {"demodulated": ("albedo",), "edge_guides": ("depth", "normal")}
+        for option, passes in needs.items():
+            missing = [name for name in passes if name not in self.gbuffer_passes]
+            if getattr(self, option) and missing:
+                raise ConfigError(f"model.{option} = true needs {', '.join(missing)} in model.gbuffer_passes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +132,8 @@ def build_generator(config: ModelConfig) -> nn.Module:
     """Instantiate the generator a validated model config describes (random initial weights)."""
     if isinstance(config, UNetConfig):
         channels = gbuffer_channels(config.gbuffer_passes) if config.gbuffer_passes else 0
-        return UNetGenerator(config.base_width, config.depth, channels, config.norm, config.residual)
+        return UNetGenerator(config.base_width, config.depth, channels, config.norm, config.residual,
+                             config.demodulated, config.edge_guides, pass_slices(config.gbuffer_passes))
     return RADGenerator(
         gbuffer_channels(config.gbuffer_passes),
         config.widths,

@@ -42,6 +42,16 @@ def gbuffer_channels(passes: Sequence[str]) -> int:
     return sum(PASS_CHANNELS[name] for name in passes) + 1
 
 
+def pass_slices(passes: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Where each pass lies in :func:`stack_gbuffers`' channels: ``{name: (start, stop)}``."""
+    gbuffer_channels(passes)
+    slices, start = {}, 0
+    for name in passes:
+        slices[name] = (start, start + PASS_CHANNELS[name])
+        start += PASS_CHANNELS[name]
+    return slices
+
+
 def missing_passes(frame: Any, passes: Sequence[str]) -> list[str]:
     """Names among `passes` (and "material_id") that `frame` lacks (attribute missing or None)."""
     wanted = [*passes, "material_id", "beauty", "valid"]

@@ -8,15 +8,23 @@ Any input size works: the input is padded to a multiple of 2^depth and the outpu
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .guides import edge_guides
 from .norms import make_norm
 from .padding import crop_to, pad_to_multiple
 
 
 RESIDUAL_EPS = 1e-3  # the input is clamped to [eps, 1 - eps] before its logit (finite, +-6.9)
+# Demodulated output: softplus(bias) at the start, so the untrained model paints albedo x 1 + 0.02,
+# a flat-colour picture, and training learns the style's light on top of the surfaces' own colours.
+SHADING_START = 1.0
+BASE_START = 0.02
 
 
 def level_width(base_width: int, level: int, max_multiplier: int = 8) -> int:
@@ -58,28 +66,52 @@ class UpBlock(nn.Module):
         return self.act(self.norm(out))
 
 
+def _inverse_softplus(value: float) -> float:
+    return math.log(math.expm1(value))
+
+
 class UNetGenerator(nn.Module):
-    """U-Net styliser: image (+ optional G-buffers) -> stylised image, model range [0, 1].
+    """U-Net styliser: image (+ optional G-buffers) -> stylised image, model range [0, 1).
 
     forward(image (B, 3, H, W) in [0, 1], gbuffers (B, C_g, H, W) or None, material_id ignored)
-    returns (B, 3, H, W) in (0, 1) (sigmoid output). With `gbuffer_channels` > 0 the G-buffers are
-    concatenated to the image as extra input channels. With `residual` the head's output is added
-    to the input's logit before the sigmoid, and the head starts at zero: the untrained model is
-    the identity, and training learns only what the style changes (styles that keep most of the
-    picture, like toon shading, learn much faster).
+    returns (B, 3, H, W) in [0, 1). With `gbuffer_channels` > 0 the G-buffers are concatenated to
+    the image as extra input channels; `pass_slices` says which channels hold which pass (needed by
+    the two options below). Outputs, one of:
+
+    - plain: sigmoid of the head;
+    - `residual`: the head's output is added to the input's logit before the sigmoid, and the head
+      starts at zero: the untrained model is the identity, and training learns only what the style
+      changes;
+    - `demodulated` (Deep Shading, Nalbach et al. 2017): the head predicts a shading s and a base b
+      (3 channels each, softplus, so >= 0) and the output is ``albedo * s + b`` in scene-linear,
+      tone-mapped to the model range. Surface colour comes straight from the albedo pass, so the
+      style's flat colours stay crisp and the render's reflections and noise do not leak through;
+      b carries what albedo cannot (sky, metals, emission), s the style's light and its lines.
+
+    With `edge_guides` the depth and normal edges of :mod:`.guides` (2 channels) join the inputs.
     """
 
     def __init__(
         self, base_width: int = 64, depth: int = 7, gbuffer_channels: int = 0, norm: str = "channel",
-        residual: bool = False,
+        residual: bool = False, demodulated: bool = False, edge_guides: bool = False,
+        pass_slices: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"U-Net depth must be >= 1, got {depth}")
+        slices = dict(pass_slices or {})
+        needed = (["albedo"] if demodulated else []) + (["depth", "normal"] if edge_guides else [])
+        if missing := [name for name in needed if name not in slices]:
+            raise ValueError(f"the U-Net's options need the G-buffer pass(es) {', '.join(missing)}")
+        if residual and demodulated:
+            raise ValueError("a U-Net output is residual or demodulated, not both")
         self.depth = depth
         self.multiple = 2**depth  # inputs are padded to a multiple of this
         self.gbuffer_channels = gbuffer_channels
-        in_channels = 3 + gbuffer_channels
+        self.pass_slices = slices
+        self.demodulated = demodulated
+        self.edge_guides = edge_guides
+        in_channels = 3 + gbuffer_channels + (2 if edge_guides else 0)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, base_width, 3, padding=1), nn.LeakyReLU(0.2))
         widths = [level_width(base_width, level) for level in range(depth + 1)]
         self.downs = nn.ModuleList(
@@ -89,11 +121,20 @@ class UNetGenerator(nn.Module):
             UpBlock(widths[level + 1], widths[level], widths[level], norm)
             for level in reversed(range(depth))
         )
-        self.head = nn.Conv2d(base_width, 3, 3, padding=1)
+        self.head = nn.Conv2d(base_width, 6 if demodulated else 3, 3, padding=1)
         self.residual = residual
         if residual:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        if demodulated:
+            with torch.no_grad():
+                self.head.weight.mul_(0.1)  # start close to the flat albedo picture
+                self.head.bias[:3] = _inverse_softplus(SHADING_START)
+                self.head.bias[3:] = _inverse_softplus(BASE_START)
+
+    def _pass(self, gbuffers: torch.Tensor, name: str) -> torch.Tensor:
+        start, stop = self.pass_slices[name]
+        return gbuffers[:, start:stop].to(torch.float32)
 
     def forward(
         self,
@@ -108,6 +149,10 @@ class UNetGenerator(nn.Module):
                 got = None if gbuffers is None else gbuffers.shape[1]
                 raise ValueError(f"expected {self.gbuffer_channels} G-buffer channels, got {got}")
             x = torch.cat([image, gbuffers.to(image.dtype)], dim=1)
+        if self.edge_guides:
+            assert gbuffers is not None
+            guides = edge_guides(self._pass(gbuffers, "depth"), self._pass(gbuffers, "normal"))
+            x = torch.cat([x, guides.to(x.dtype)], dim=1)
         x, size = pad_to_multiple(x, self.multiple)
         skips = [self.stem(x)]
         for down in self.downs:
@@ -116,6 +161,11 @@ class UNetGenerator(nn.Module):
         for up in self.ups:
             h = up(h, skips.pop())
         out = crop_to(self.head(h), size)
+        if self.demodulated:
+            assert gbuffers is not None
+            shading, base = F.softplus(out[:, :3].float()), F.softplus(out[:, 3:].float())
+            linear = self._pass(gbuffers, "albedo") * shading + base
+            return (linear / (1.0 + linear)).to(out.dtype)
         if self.residual:
             out = out + torch.logit(image.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
         return torch.sigmoid(out)

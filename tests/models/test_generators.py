@@ -7,12 +7,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stylepass.core.models import RADConfig, UNetConfig, build_generator
+from stylepass.core.models.guides import edge_guides
 from stylepass.core.models.inputs import gbuffer_channels
+from stylepass.core.models.unet import UNetGenerator
 from stylepass.core.models.norms import channel_norm
 
 TINY = {
     "unet": UNetConfig(base_width=4, depth=4, gbuffer_passes=("albedo", "depth")),
     "unet_group_norm": UNetConfig(base_width=4, depth=4, gbuffer_passes=("albedo", "depth"), norm="group"),
+    "unet_demodulated": UNetConfig(base_width=4, depth=4, gbuffer_passes=("normal", "albedo", "depth"),
+                                   demodulated=True, edge_guides=True),
     "rad": RADConfig(widths=(4, 8, 8), blocks=(1, 1, 1), gbuffer_widths=(4, 4, 4), num_materials=4),
 }
 SIZES = [(1, 1), (1, 2), (2, 3), (5, 7), (17, 33), (31, 64), (1, 2048), (3, 2048), (2047, 3)]
@@ -100,6 +104,44 @@ def test_residual_unet_starts_as_identity_and_learns_a_change() -> None:
         (model(image, gbuffers, material) - target).abs().mean().backward()
         optimiser.step()
     assert (model(image, gbuffers, material) - target).abs().mean() < before * 0.9
+
+
+def test_demodulated_unet_paints_the_albedo_and_keeps_its_colours() -> None:
+    """Untrained, the output is albedo x 1 + 0.02 tone-mapped (flat colours, no trace of the render);
+    the surface colour passes through exactly where the shading is learnt, e.g. a darker band."""
+    config = UNetConfig(gbuffer_passes=("normal", "albedo", "depth"), base_width=8, depth=3, demodulated=True)
+    model = build_generator(config).eval()
+    image, gbuffers, material = inputs(config, 21, 18)
+    albedo = gbuffers[:, 3:6]
+    flat = (albedo + 0.02) / (1.0 + albedo + 0.02)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image, gbuffers, material), flat, atol=0.03, rtol=0)
+        assert not torch.allclose(model(image.flip(-1), gbuffers, material), model(image, gbuffers, material))
+        model.head.weight.zero_()  # shading exactly 0.5, base exactly 0 (the biases' inverse softplus)
+        model.head.bias.copy_(torch.log(torch.expm1(torch.tensor([0.5, 0.5, 0.5, 1e-6, 1e-6, 1e-6]))))
+        half = albedo * 0.5
+        torch.testing.assert_close(model(image, gbuffers, material), half / (1 + half), atol=1e-5, rtol=0)
+
+
+def test_unet_options_need_their_passes() -> None:
+    with pytest.raises(ValueError, match="need the G-buffer pass"):
+        UNetGenerator(4, 2, gbuffer_channels(("normal",)), demodulated=True, pass_slices={"normal": (0, 3)})
+    with pytest.raises(ValueError, match="residual or demodulated"):
+        UNetGenerator(4, 2, 4, residual=True, demodulated=True, pass_slices={"albedo": (0, 3)})
+
+
+def test_edge_guides_mark_silhouettes_and_creases_only() -> None:
+    depth = torch.full((1, 1, 8, 8), 0.5)
+    depth[..., 4:] = 0.25  # a silhouette between columns 3 and 4
+    normal = torch.zeros(1, 3, 8, 8)
+    normal[:, 2] = 1.0
+    normal[:, :, 6:, :] = torch.tensor([0.0, 1.0, 0.0])[:, None, None]  # a 90 degree crease at rows 5/6
+    edges = edge_guides(depth, normal)
+    assert edges.shape == (1, 2, 8, 8) and float(edges.min()) >= 0 and float(edges.max()) < 1
+    assert (edges[0, 0, :, 3] > 0.9).all() and float(edges[0, 0, :, :3].max()) == 0.0  # depth jump, nothing else
+    assert (edges[0, 1, 5, :] > 0.9).all() and float(edges[0, 1, :5].max()) == 0.0  # the crease row only
+    with pytest.raises(ValueError, match="edge_guides expects"):
+        edge_guides(normal, depth)
 
 
 def test_wrong_gbuffer_channel_count_is_named() -> None:

@@ -37,6 +37,9 @@ onnxruntime = pytest.importorskip("onnxruntime")
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "unet": {"family": "unet", "gbuffer_passes": ["albedo", "normal", "depth"], "base_width": 4, "depth": 3},
+    # the demodulated output and the edge guides are inside the generator: the graph computes them too
+    "unet_demodulated": {"family": "unet", "gbuffer_passes": ["depth", "albedo", "normal"], "base_width": 4,
+                         "depth": 3, "demodulated": True, "edge_guides": True},
     "rad": {
         "family": "rad", "gbuffer_passes": ["albedo", "normal", "depth", "motion"],
         "widths": [4, 8, 8], "blocks": [1, 1, 1], "gbuffer_widths": [4, 4, 8], "num_materials": 4,

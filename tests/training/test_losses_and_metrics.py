@@ -10,7 +10,13 @@ import torch
 from safetensors.torch import save_file
 
 from stylepass.training.losses import cartoon
-from stylepass.training.losses.gan import discriminator_loss, generator_adversarial_loss, total_variation
+from stylepass.training.losses.gan import (
+    discriminator_loss,
+    generator_adversarial_loss,
+    gradient_l1,
+    l1_loss,
+    total_variation,
+)
 from stylepass.training.evaluate.metrics import image_tiles, kernel_inception_distance, laplacian_energy, psnr, ssim
 from stylepass.training.losses.perceptual import (
     LPIPS,
@@ -48,6 +54,16 @@ def test_laplacian_energy_falls_with_blur_and_is_zero_on_flat_images() -> None:
     step = torch.zeros(1, 1, 8, 8)
     step[..., 4:] = 1.0
     assert float(laplacian_energy(step)[0]) == pytest.approx(2 * 8 / 64)
+
+
+def test_gradient_loss_punishes_a_blurred_line_more_than_l1_does() -> None:
+    target = torch.ones(1, 1, 16, 16)
+    target[..., 7] = 0.0  # a one-pixel ink line
+    blurred = torch.nn.functional.avg_pool2d(target, (1, 5), stride=1, padding=(0, 2), count_include_pad=False)
+    shifted = target + 0.2  # every edge kept, the tone off
+    assert float(gradient_l1(target, target)) == 0.0 and float(gradient_l1(shifted, target)) == pytest.approx(0.0)
+    assert float(gradient_l1(blurred, target)) > float(l1_loss(blurred, target))
+    assert float(l1_loss(shifted, target)) > float(l1_loss(blurred, target))  # L1 alone prefers the blur
 
 
 def test_adversarial_losses() -> None:

@@ -103,10 +103,11 @@ class LossSection:
     """Generator loss weights (0 disables a term).
 
     Paired runs compare the output with the target; unpaired runs have no target, so there
-    l1, surface and texture must be 0 and perceptual compares with the input (content loss).
+    l1, gradient, surface and texture must be 0 and perceptual compares with the input (content loss).
     """
 
     l1: float = 100.0  # L1 to the target (pix2pix uses 100 with adversarial 1)
+    gradient: float = 0.0  # L1 of the output's neighbour differences to the target's (sharp lines and edges)
     content: float = 0.0  # L1 to the input image (keeps the render's content; for unpaired runs)
     adversarial: float = 1.0  # 0 trains the generator alone, without a discriminator
     adversarial_kind: str = "lsgan"  # "lsgan" or "hinge"
@@ -193,7 +194,7 @@ def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
         sections[name] = section
     config = TrainConfig(model=model_config_from_dict(data.get("model", {})), **sections)
     if config.data.mode == "unpaired":
-        paired_only = [n for n in ("l1", "surface", "texture") if getattr(config.loss, n) > 0]
+        paired_only = [n for n in ("l1", "gradient", "surface", "texture") if getattr(config.loss, n) > 0]
         if paired_only:
             raise ConfigError(
                 f"data.mode = 'unpaired' has no targets to compare with: set loss.{', loss.'.join(paired_only)} "

@@ -21,7 +21,7 @@ from stylepass.core.inference.predict import autocast_for
 
 from ..losses import cartoon
 from .config import LossSection
-from ..losses.gan import discriminator_loss, generator_adversarial_loss, l1_loss, total_variation
+from ..losses.gan import discriminator_loss, generator_adversarial_loss, gradient_l1, l1_loss, total_variation
 from ..losses.perceptual import PerceptualLoss
 
 Batch = dict[str, torch.Tensor]
@@ -57,6 +57,8 @@ class GeneratorLosses:
         terms: dict[str, torch.Tensor] = {}
         if w.l1 > 0 and target is not None:
             terms["l1"] = l1_loss(fake, target)
+        if w.gradient > 0 and target is not None:
+            terms["gradient"] = gradient_l1(fake, target)
         if w.content > 0:
             terms["content"] = l1_loss(fake, image)
         if fake_scores is not None:

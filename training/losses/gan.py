@@ -38,6 +38,19 @@ def generator_adversarial_loss(fake_scores: torch.Tensor, kind: str) -> torch.Te
     raise ValueError(f"unknown adversarial loss {kind!r}; allowed: lsgan, hinge")
 
 
+def gradient_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the horizontal and vertical neighbour differences, a scalar.
+
+    Plain L1 is met by averaging: a blur of thin lines and hard band edges costs little. This term
+    compares the edges themselves (where they are and how sharp), so the blur costs as much as a
+    missing line. Both (B, C, H, W) in the same range.
+    """
+    x, y = prediction.float(), target.float()
+    dx = (x[..., :, 1:] - x[..., :, :-1]) - (y[..., :, 1:] - y[..., :, :-1])
+    dy = (x[..., 1:, :] - x[..., :-1, :]) - (y[..., 1:, :] - y[..., :-1, :])
+    return dx.abs().mean() + dy.abs().mean()
+
+
 def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between horizontal and vertical neighbours, a scalar."""
     x = image.float()
