@@ -120,7 +120,10 @@ def make_venv(env: Path, python: Path) -> None:
 
 def setup_core_env() -> None:
     """`.venv`: torch, the stylepass distribution (editable) with its CLI, pytest."""
-    stamp = fingerprint((ROOT / "pyproject.toml").read_text(), TORCH_REQUIREMENT, sys.version)
+    # What the venv is installed from: pyproject's project table and package map (not tool settings
+    # such as ruff's: editing those must not rebuild it), the torch requirement, this Python.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    stamp = fingerprint(pyproject["project"], pyproject["tool"]["setuptools"], TORCH_REQUIREMENT, sys.version)
     if is_ready(VENV, stamp):
         return
     make_venv(VENV, base_python())
@@ -198,12 +201,10 @@ def run_pytest(name: str, python: Path, pytest_args: list[str], env: dict[str, s
     result = SuiteResult(name, code)
     if report.exists():
         for suite in ElementTree.parse(report).getroot().iter("testsuite"):
-            total = int(suite.get("tests", 0))
             failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
             skipped = int(suite.get("skipped", 0))
-            result.failed += failed
-            result.skipped += skipped
-            result.passed += total - failed - skipped
+            result.failed, result.skipped = result.failed + failed, result.skipped + skipped
+            result.passed += int(suite.get("tests", 0)) - failed - skipped
     return result
 
 
@@ -240,14 +241,16 @@ def run_stylepass(*arguments: str | Path) -> int:
     return subprocess.run([str(VENV / "bin" / "stylepass"), *map(str, arguments)], cwd=ROOT).returncode
 
 
-def presets_dir() -> Path:
-    """The presets folder (``STYLEPASS_PRESETS`` overrides it, as for `stylepass stylise`)."""
-    return Path(os.environ.get("STYLEPASS_PRESETS", ROOT / "presets"))
+def run_in_turn(*commands: tuple[str | Path, ...]) -> int:
+    """Run `stylepass` commands one after another; stops at the first that fails (its exit code)."""
+    return next((code for command in commands if (code := run_stylepass(*command))), 0)
 
 
 def trained_presets() -> list[str]:
-    """Presets that have trained weights (PRESETS/NAME/model/config.json), the .blend's choice first."""
-    found = {path.parent.parent.name for path in presets_dir().glob("*/model/config.json")}
+    """Presets that have trained weights (PRESETS/NAME/model/config.json), the .blend's choice first;
+    ``STYLEPASS_PRESETS`` names another presets folder, as for `stylepass stylise`."""
+    presets = Path(os.environ.get("STYLEPASS_PRESETS", ROOT / "presets"))
+    found = {path.parent.parent.name for path in presets.glob("*/model/config.json")}
     order = {name: index for index, name in enumerate(BLEND_PRESET_ORDER)}
     return sorted(found, key=lambda name: (order.get(name, len(order)), name))
 
@@ -268,19 +271,14 @@ def demo(args: argparse.Namespace) -> int:
         say(f"no shipped preset has trained weights yet (`python build.py train-preset NAME` makes one); "
             f"the G-buffers are in {gbuffers}")
         return 0
-    for name in presets:
-        say(f"stylising with the {name} preset")
-        code = run_stylepass("stylise", gbuffers, "--preset", name, "--out", out / "stylised" / name)
-        if code:
-            return code
-    sheet = out / "side_by_side.png"
-    code = run_stylepass("compare", gbuffers, "--frames", DEMO_SHEET_FRAMES, "--out", sheet, "--stylised",
-                         *(f"{name}={out / 'stylised' / name}" for name in presets))
-    if code:
-        return code
-    blend = out / "demo.blend"
-    code = run_stylepass("compose", "demo", "--stylised", out / "stylised" / presets[0], "--name", presets[0],
-                         "--out", blend, "--resolution", args.resolution)
+    say(f"stylising with the preset(s) {', '.join(presets)}")
+    sheet, blend = out / "side_by_side.png", out / "demo.blend"
+    code = run_in_turn(
+        *(("stylise", gbuffers, "--preset", name, "--out", out / "stylised" / name) for name in presets),
+        ("compare", gbuffers, "--frames", DEMO_SHEET_FRAMES, "--out", sheet, "--stylised",
+         *(f"{name}={out / 'stylised' / name}" for name in presets)),
+        ("compose", "demo", "--stylised", out / "stylised" / presets[0], "--name", presets[0], "--out", blend,
+         "--resolution", args.resolution))
     if code:
         return code
     say(f"G-buffers: {gbuffers}")
