@@ -70,7 +70,7 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     model = preset / "model"
     assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()
     assert json.loads((model / "config.json").read_text())["model"]["family"] == "unet"
-    assert not (preset / ".model.partial").exists()
+    assert sorted(p.name for p in preset.iterdir() if p.name.startswith(".")) == []  # no temporary left
 
     # The exported model loads and stylises one exported frame of the dataset.
     rows = [json.loads(line) for line in (work / "dataset" / "pairs.jsonl").read_text().splitlines()]

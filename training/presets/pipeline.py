@@ -36,9 +36,11 @@ from stylepass.blender_addon.contract.atomic_files import (
     copy_file_atomic,
     read_jsonl,
     write_bytes_atomic,
+    write_folder_atomic,
 )
-from stylepass.blender_addon.contract.export_options import parse_resolution
+from stylepass.blender_addon.contract.dataset_layout import PAIRS_NAME, read_pairs
 from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.export_options import parse_resolution
 from stylepass.core.inference.stylise import REPO_PRESETS
 from stylepass.training.loop.config import dumps_toml
 
@@ -181,7 +183,8 @@ def prepare_work(plan: RunPlan, request: PresetRequest) -> None:
     settings = dumps_toml({**plan.config, "train": {k: v for k, v in train_section.items() if k != "steps"}})
     real_recipe = plan.preset / "real_assets.toml"
     params = {"pairs": plan.pairs, "resolution": plan.resolution, "blender": request.blender,
-              "recipe": plan.recipe.read_text(), "real_assets": real_recipe.read_text() if real_recipe.is_file() else None,
+              "recipe": plan.recipe.read_text(),
+              "real_assets": real_recipe.read_text() if real_recipe.is_file() else None,
               "device": request.device, "settings": settings}
     params_file = plan.work / "params.json"
     if params_file.is_file():
@@ -203,31 +206,27 @@ def prepare_work(plan: RunPlan, request: PresetRequest) -> None:
 
 
 def export_candidate(stylepass: Path, run_dir: Path, work: Path) -> tuple[Path, float]:
-    """Export the run into the work folder's model/ (through .model.partial, renamed into place).
+    """Export the run into the work folder's model/ (atomically: the folder is whole or absent).
     Returns the candidate's folder and the export's seconds."""
-    candidate, temp_model = work / "model", work / ".model.partial"
-    shutil.rmtree(temp_model, ignore_errors=True)
-    export_s = run_stage("export", [stylepass, "export-model", run_dir, "--out", temp_model])
-    shutil.rmtree(candidate, ignore_errors=True)
-    os.replace(temp_model, candidate)
+    candidate = work / "model"
+    export_s = write_folder_atomic(candidate, lambda temp: run_stage(
+        "export", [stylepass, "export-model", run_dir, "--out", temp]))
     return candidate, export_s
 
 
 def install_model(candidate: Path, preset: Path) -> Path:
-    """Copy the candidate onto presets/NAME/model/: into .model.partial, then renamed into place (the
-    old model is removed only after the new one is there). Returns presets/NAME/model."""
-    model_dir, temp_model, old = preset / "model", preset / ".model.partial", preset / ".model.old"
-    shutil.rmtree(temp_model, ignore_errors=True)
-    shutil.copytree(candidate, temp_model)
-    shutil.rmtree(old, ignore_errors=True)
-    if model_dir.exists():
-        os.replace(model_dir, old)
-    os.replace(temp_model, model_dir)
-    shutil.rmtree(old, ignore_errors=True)
-    return model_dir
+    """Copy the candidate onto presets/NAME/model/ atomically (the old model goes only once the new one
+    is whole in place). Returns presets/NAME/model."""
+    def copy_into(temp: Path) -> None:
+        for path in candidate.iterdir():
+            shutil.copy2(path, temp / path.name)
+
+    write_folder_atomic(preset / "model", copy_into)
+    return preset / "model"
 
 
-def evaluate_real_assets(stylepass: Path, plan: RunPlan, model_dir: Path, request: PresetRequest) -> dict[str, Any] | None:
+def evaluate_real_assets(stylepass: Path, plan: RunPlan, model_dir: Path,
+                         request: PresetRequest) -> dict[str, Any] | None:
     """Render presets/NAME/real_assets.toml (resumable) and score the model on it with `stylepass
     evaluate` into the work folder's real_assets_eval/ (report.json and its sheet). Returns the card's
     summary (with ``report`` and ``sheet`` paths for :func:`install_real_assets`), or None when the
@@ -274,11 +273,11 @@ def run_stages(stylepass: Path, plan: RunPlan, request: PresetRequest) -> None:
 
     # 1. dataset
     say(f"[dataset] {plan.pairs} pairs at {plan.resolution} from {plan.recipe} into {dataset}")
-    dataset_resumed = (dataset / "pairs.jsonl").is_file() and "dataset" not in times.seconds
+    dataset_resumed = (dataset / PAIRS_NAME).is_file() and "dataset" not in times.seconds
     dataset_s = times.add("dataset", run_stage("dataset", [
         stylepass, "dataset", plan.recipe, "--out", dataset, "--count", plan.pairs,
         "--resolution", plan.resolution, "--blender", request.blender]))
-    rows = read_jsonl(dataset / "pairs.jsonl")
+    rows = in_stage("dataset", read_pairs, dataset)
     val_rows = [r for r in rows if r["split"] == "val"]
     if not val_rows:
         raise PresetStageError("stage 'dataset': no validation pairs (every 1/validation_fraction-th scene "
@@ -293,7 +292,8 @@ def run_stages(stylepass: Path, plan: RunPlan, request: PresetRequest) -> None:
         "--device", request.device, *(["--resume"] if resume else [])]))
     finals = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "val/psnr" in r]
     if not finals or finals[-1]["step"] != plan.steps:
-        raise PresetStageError(f"stage 'training': no validation metrics at step {plan.steps} in {run_dir}/metrics.jsonl")
+        raise PresetStageError(f"stage 'training': no validation metrics at step {plan.steps} in "
+                               f"{run_dir}/metrics.jsonl")
     metrics = {"psnr": finals[-1]["val/psnr"], "ssim": finals[-1]["val/ssim"], "step": plan.steps}
 
     # 3. export: the candidate model, in the work folder
