@@ -32,7 +32,7 @@ def addon_registered() -> Iterator[None]:
     when classes of an unmanaged add-on are still registered.
     """
     import bpy  # noqa: F401 - makes Blender's own modules (addon_utils) importable
-    import addon_utils
+    import addon_utils  # isort: skip - importable only once bpy is imported
 
     # An enabled copy of the installed extension would clash with ours: turn it off here
     # (in this process only; preferences are not saved).
@@ -74,8 +74,12 @@ def run(argv: list[str]) -> int:
     """Run the job named by ``argv[0]`` with the add-on registered; returns the exit code."""
     with addon_registered():
         from stylepass_addon.contract.exit_codes import ExitCode
-        from stylepass_addon.contract.headless_protocol import (JobCancelled, encode_event, error_exit_code,
-                                                                error_message)
+        from stylepass_addon.contract.headless_protocol import (
+            JobCancelled,
+            encode_event,
+            error_exit_code,
+            error_message,
+        )
 
         def emit(kind: str, **fields: object) -> None:
             print(encode_event(kind, **fields), flush=True)
@@ -93,7 +97,7 @@ def run(argv: list[str]) -> int:
         except SystemExit as exc:  # argparse: its message is already on stderr
             emit("error", code=int(ExitCode.BAD_INPUT), message="invalid arguments")
             return ExitCode.BAD_INPUT if exc.code else ExitCode.OK
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an event and an exit code
+        except Exception as exc:  # every failure becomes an event and an exit code
             code = error_exit_code(exc)
             if code == ExitCode.FAILED:
                 traceback.print_exc()

@@ -71,7 +71,8 @@ def violations(root: Path) -> list[str]:
                     if first in BLENDER_MODULES:
                         rule = f"{top}/ never imports Blender's modules"
                     elif module.startswith("stylepass.blender_addon") and not (
-                            module.startswith("stylepass.blender_addon.contract") or module == "stylepass.blender_addon"):
+                            module.startswith("stylepass.blender_addon.contract")
+                            or module == "stylepass.blender_addon"):
                         rule = f"{top}/ imports only the add-on's contract/"
                     elif top == "core" and not in_cli and module.startswith("stylepass.training"):
                         rule = "core/ outside core/cli/ never imports stylepass.training"
@@ -98,7 +99,8 @@ def test_contract_modules_exist_apart_from_bpy_modules() -> None:
     ("blender_addon/ui/bad.py", "def f():\n    import torch\n", "never imports torch"),
     ("core/io/bad.py", "from stylepass.training.loop import trainer\n", "outside core/cli/"),
     ("core/models/bad.py", "from ..inference import predict\nimport bpy\n", "never imports Blender's modules"),
-    ("training/data/bad.py", "from stylepass.blender_addon.scene import passes\n", "imports only the add-on's contract/"),
+    ("training/data/bad.py", "from stylepass.blender_addon.scene import passes\n",
+     "imports only the add-on's contract/"),
 ])
 def test_each_rule_catches_a_planted_import(tmp_path: Path, file: str, source: str, broken: str) -> None:
     for top in TOPS:
@@ -115,5 +117,6 @@ def test_core_cli_may_import_training(tmp_path: Path) -> None:
     planted.parent.mkdir(parents=True)
     (tmp_path / "training").mkdir()
     (tmp_path / "blender_addon").mkdir()
-    planted.write_text("from stylepass.training.loop import trainer\nfrom stylepass.blender_addon.contract import exit_codes\n")
+    planted.write_text("from stylepass.training.loop import trainer\n"
+                       "from stylepass.blender_addon.contract import exit_codes\n")
     assert violations(tmp_path) == []

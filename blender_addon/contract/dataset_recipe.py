@@ -203,10 +203,11 @@ def _check_values(recipe: Recipe) -> None:
         raise RecipeError(f"{path}: [scenes] needs 1 <= min_objects <= max_objects")
     if recipe.input_samples < 1:
         raise RecipeError(f"{path}: [input] samples must be at least 1")
-    if recipe.source == "blend" and not recipe.blend:
-        raise RecipeError(f"{path}: [scenes] source = 'blend' needs blend = 'path/to/file.blend'")
-    if recipe.source == "blend" and not Path(recipe.blend).is_file():
-        raise RecipeError(f"{path}: [scenes] blend file not found: {recipe.blend}")
+    if recipe.source == "blend":
+        if not recipe.blend:
+            raise RecipeError(f"{path}: [scenes] source = 'blend' needs blend = 'path/to/file.blend'")
+        if not Path(recipe.blend).is_file():
+            raise RecipeError(f"{path}: [scenes] blend file not found: {recipe.blend}")
     if recipe.target_kind == "folder":
         folder = recipe.target_params.get("path")
         if not folder or not Path(folder).is_dir():

@@ -79,7 +79,8 @@ def add_keyframe(export_dir: Path, frame: int, painting: Path, painting_size: tu
         raise BadInputError(f"frame {frame} has a painting already ({existing[0].painting}); "
                             "replace it explicitly (the old one is kept in keyframes/replaced/)")
     for old in existing:
-        keep = old.painting.parent / REPLACED_DIR / f"{old.painting.stem}-{time.strftime('%Y%m%d-%H%M%S')}{old.painting.suffix}"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        keep = old.painting.parent / REPLACED_DIR / f"{old.painting.stem}-{stamp}{old.painting.suffix}"
         keep.parent.mkdir(parents=True, exist_ok=True)
         old.painting.rename(keep)
     copy = export_dir / KEYFRAMES_DIR / f"keyframe_{frame:06d}{suffix}"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import bpy
 
-from ..scene import compositor_nodes, passes, scene_loading
 from ..contract.atomic_files import write_atomic
 from ..contract.export_options import parse_resolution
 from ..contract.headless_protocol import BadInputError
+from ..scene import compositor_nodes, passes, scene_loading
 
 Emit = Callable[..., None]
 _STYLISED = re.compile(r"^stylised_(\d+)\.exr$")

@@ -16,11 +16,11 @@ from pathlib import Path
 import bpy
 
 from ..contract import dataset_layout, frame_selection
-from ..scene import gbuffer_export, passes, procedural_scene, target_styles
 from ..contract.atomic_files import append_jsonl, copy_file_atomic, write_json_atomic
 from ..contract.dataset_options import DatasetOptions, add_dataset_arguments
 from ..contract.dataset_recipe import Recipe, frame_split, validation_split
 from ..contract.headless_protocol import BadInputError, JobCancelled
+from ..scene import gbuffer_export, passes, procedural_scene, target_styles
 
 Emit = Callable[..., None]
 IMAGE_SUFFIXES = (".png", ".exr", ".jpg", ".jpeg", ".tif", ".tiff")

@@ -22,9 +22,10 @@ through Image -> Denoise -> output in a throwaway scene whose compositor needs n
 
 The Denoise node gets the settings of JOBS.json (``prefilter`` ``NONE``/``FAST``/``ACCURATE``,
 ``quality`` ``HIGH``/``BALANCED``/``FAST``, ``hdr``); evaluate asks for HDR, prefilter Accurate
-(the guides of a few-sample render are noisy too) and quality High. The result is written as a single-part 32-bit float RGB EXR (scene-linear,
-no view transform), atomically. A job whose output exists is skipped (resume): outputs only
-ever appear complete. Cancelling stops after the image in progress.
+(the guides of a few-sample render are noisy too) and quality High. The result is written as a
+single-part 32-bit float RGB EXR (scene-linear, no view transform), atomically. A job whose output
+exists is skipped (resume): outputs only ever appear complete. Cancelling stops after the image in
+progress.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from typing import Any
 
 import bpy
 
-from ..contract.atomic_files import partials_of
 from ..blender_compat import single_image_output, temporary_compositor
+from ..contract.atomic_files import partials_of
 from ..contract.export_format import pass_spec
 from ..contract.headless_protocol import BadInputError, JobCancelled
 from ..scene.target_styles import save_render_result

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import bpy
 
-from ..contract import export_options, frame_selection
-from ..scene import gbuffer_export, passes, scene_loading
 from ..blender_compat import eevee_engine_id, set_render_samples
+from ..contract import export_options, frame_selection
 from ..contract.headless_protocol import JobCancelled
+from ..scene import gbuffer_export, passes, scene_loading
 
 Emit = Callable[..., None]
 

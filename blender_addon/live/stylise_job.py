@@ -19,9 +19,9 @@ from pathlib import Path
 import bpy
 
 from .. import ADDON_ID
-from ..scene import compositor_nodes, gbuffer_export, passes
 from ..contract.export_format import frame_stem
 from ..contract.headless_protocol import BadInputError, JobCancelled
+from ..scene import compositor_nodes, gbuffer_export, passes
 from .worker_client import WorkerClient
 
 STYLISED_DIR = "stylised"

@@ -16,9 +16,9 @@ from pathlib import Path
 import bpy
 from bpy.app.handlers import persistent
 
+from ..contract.headless_protocol import JobError
 from ..scene import compositor_nodes, gbuffer_export
 from . import stylise_job
-from ..contract.headless_protocol import JobError
 from .worker_client import WorkerClient
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bpy
 
-from . import passes
+from ..blender_compat import multilayer_exr_output, render_samples
 from ..contract.atomic_files import (
     append_jsonl,
     partials_of,
@@ -24,10 +24,10 @@ from ..contract.atomic_files import (
     write_atomic,
     write_json_atomic,
 )
-from ..blender_compat import multilayer_exr_output, render_samples
-from .camera_record import camera_record, render_size
 from ..contract.export_format import MANIFEST_NAME, PASSES, SCHEMA_VERSION, frame_stem
 from ..contract.headless_protocol import BadInputError, JobError, OutputNotWritableError
+from . import passes
+from .camera_record import camera_record, render_size
 from .material_ids import material_table
 from .render_settings import plain_render_pipeline, render_view_layer
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from . import material_ids
 from ..blender_compat import engine_family
 from ..contract.export_format import PassSpec, passes_for_engine
+from . import material_ids
 
 STATE_KEY = "stylepass_enabled_passes"  # view layer property: JSON [flags we enabled]
 

@@ -40,9 +40,10 @@ __all__ = ["ProceduralSettings", "SceneGenerationError", "build_procedural_scene
            "missing_texture_files"]
 
 LOG = logging.getLogger(__name__)
+DEFAULT_SETTINGS = ProceduralSettings()  # frozen, so one instance serves every call
 
 
-def build_procedural_scene(seed: int, settings: ProceduralSettings = ProceduralSettings()) -> bpy.types.Scene:
+def build_procedural_scene(seed: int, settings: ProceduralSettings = DEFAULT_SETTINGS) -> bpy.types.Scene:
     """Replace the open file with a new scene generated from ``seed`` and return it.
 
     The scene renders with Cycles at ``settings.resolution``, frame 1, through its camera.

@@ -32,7 +32,6 @@ from typing import Any
 
 import bpy
 
-from ..contract.atomic_files import write_atomic
 from ..blender_compat import (
     eevee_engine_id,
     material_uses_nodes,
@@ -40,12 +39,13 @@ from ..blender_compat import (
     single_image_output,
     temporary_compositor,
 )
-from .render_settings import changed, plain_render_pipeline, render_view_layer
+from ..contract.atomic_files import write_atomic
 from ..contract.target_params import (  # noqa: F401 - TARGET_KINDS: API too
     TARGET_KINDS,
     is_int_at_least,
     resolve_params,
 )
+from .render_settings import changed, plain_render_pipeline, render_view_layer
 
 INPUT_ENGINES = ("cycles", "eevee")
 

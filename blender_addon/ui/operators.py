@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import bpy
-
 from pathlib import Path
 
-from ..scene import gbuffer_export, passes
+import bpy
+
 from ..contract import keyframes
 from ..contract.headless_protocol import BadInputError, JobError
+from ..scene import gbuffer_export, passes
 
 
 class STYLEPASS_OT_setup_passes(bpy.types.Operator):

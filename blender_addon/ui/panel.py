@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from ..scene import compositor_nodes, gbuffer_export, passes
 from ..contract.headless_protocol import JobError
 from ..contract.keyframes import list_keyframes
+from ..scene import compositor_nodes, gbuffer_export, passes
 from .train_style_operators import PREVIEW_IMAGE
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, properties, stylise_operators, train_style_operators
 from ..live import stylise_job, stylise_on_render, train_style_job
+from . import operators, panel, properties, stylise_operators, train_style_operators
 
 _CLASSES = (properties.StylepassSceneSettings, properties.StylepassJobStatus, properties.StylepassPreferences,
             *operators.CLASSES, *stylise_operators.CLASSES, *train_style_operators.CLASSES, *panel.CLASSES)

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 
 import bpy
 
-from ..scene import compositor_nodes
-from ..live import stylise_job
 from ..contract.headless_protocol import JobCancelled, JobError
+from ..live import stylise_job
+from ..scene import compositor_nodes
 from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
+
 
 def job_status(context: bpy.types.Context) -> bpy.types.PropertyGroup:
     return context.window_manager.stylepass_job

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import bpy
 
-from ..scene import gbuffer_export
-from ..live import stylise_job
 from ..contract.headless_protocol import JobCancelled, JobError
-from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
+from ..live import stylise_job
 from ..live.train_style_job import StyleFolders, TrainingProgress, TrainStyleJob, train_style_argv
+from ..scene import gbuffer_export
+from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
 
 POLL_SECONDS = 0.1
 PREVIEW_IMAGE = "Stylepass style preview"

@@ -6,12 +6,19 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from stylepass.core.cli import train_command as training_cli
 from stylepass.core.cli import bench_command
+from stylepass.core.cli import train_command as training_cli
 
-from . import compose_command, dataset_command, export_command, keyframe_command, stylise_command
-from . import evaluate_command
-from . import train_preset_command, train_style_command
+from . import (
+    compose_command,
+    dataset_command,
+    evaluate_command,
+    export_command,
+    keyframe_command,
+    stylise_command,
+    train_preset_command,
+    train_style_command,
+)
 
 
 def _version() -> str:

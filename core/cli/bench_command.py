@@ -55,14 +55,14 @@ def run_bench_command(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from stylepass.core.inference.predict import resolve_device
     from stylepass.blender_addon.contract.atomic_files import write_json_atomic
-
+    from stylepass.core.inference.predict import resolve_device
     from stylepass.training.bench.run import run_bench
     from stylepass.training.bench.targets import target_lines
 
     try:
-        device = resolve_device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(auto if args.device == "auto" else args.device)
     except RuntimeError as error:
         return _fail(str(error))
     console = Console(stderr=True, highlight=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stylepass.blender_addon.contract.export_format import frame_stem
 from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.export_format import frame_stem
 
 from ..io.atomic_image import save_png_atomic
 from ..io.exr_file import ExrReadError, read_exr

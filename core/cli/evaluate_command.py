@@ -1,5 +1,5 @@
-"""``stylepass evaluate``: PSNR, SSIM and fine-detail ratio of a model on a dataset's held-out split, beside the untouched
-input and Blender's Denoise node (core: :mod:`stylepass.training.evaluate.held_out`)."""
+"""``stylepass evaluate``: PSNR, SSIM and fine-detail ratio of a model on a dataset's held-out split,
+beside the untouched input and Blender's Denoise node (core: :mod:`stylepass.training.evaluate.held_out`)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from .interrupts import run_model_command
 
 if TYPE_CHECKING:
     from stylepass.core.inference.stylise import Styliser
-    from stylepass.training.evaluate.held_out import Evaluation, ReadFrame
     from stylepass.training.data.paired_dataset import PairRecord
+    from stylepass.training.evaluate.held_out import Evaluation, ReadFrame
 
 REPORT_NAME = "report.json"
 SHEET_NAME = "sheet.png"

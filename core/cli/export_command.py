@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stylepass.blender_addon.contract.export_options import ExportOptions, add_export_arguments
 from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.export_options import ExportOptions, add_export_arguments
 
 from .arguments import add_blender_arguments, add_command
 from .blender_job import given_options, make_console, print_error, run_blender_job

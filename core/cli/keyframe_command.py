@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from stylepass.blender_addon.contract.export_format import frame_stem
 from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.export_format import frame_stem
 from stylepass.blender_addon.contract.headless_protocol import BadInputError
 from stylepass.blender_addon.contract.keyframes import add_keyframe, list_keyframes, remove_keyframe
 
@@ -91,5 +91,6 @@ def run_template(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else export / f"paint_{args.frame:04d}.png"
     frame = read_gbuffer(export / f"{frame_stem(args.frame)}.exr")
     save_png_atomic(out, linear_to_srgb8(frame.beauty))
-    make_console().print(f"paint over {out}, then: stylepass keyframe add {export} {out} --frame {args.frame}", markup=False)
+    make_console().print(f"paint over {out}, then: stylepass keyframe add {export} {out} --frame {args.frame}",
+                         markup=False)
     return ExitCode.OK

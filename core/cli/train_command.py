@@ -15,7 +15,6 @@ from pathlib import Path
 
 # Only the standard library (and the Blender-free contract) at import time: `stylepass --help`
 # must not wait for torch. The handlers import the training code when they run.
-
 from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
@@ -24,9 +23,8 @@ def input_errors() -> tuple[type[Exception], ...]:
     """Exception types that mean bad input (exit 2 with the message, no traceback)."""
     from stylepass.core.models.config import ConfigError
     from stylepass.core.models.serialization import ModelFileError
-
-    from stylepass.training.loop.checkpoint import CheckpointError
     from stylepass.training.data.image_io import ImageReadError
+    from stylepass.training.loop.checkpoint import CheckpointError
     from stylepass.training.losses.perceptual import MissingWeightsError
 
     return (ConfigError, DatasetError, ModelFileError, CheckpointError, ImageReadError, MissingWeightsError)
@@ -68,12 +66,11 @@ def run_train(args: argparse.Namespace) -> int:
     """Train a model from a TOML config on a paired dataset; Ctrl-C stops with a checkpoint."""
     import torch
 
-    from stylepass.core.models.config import ConfigError
     from stylepass.core.inference.predict import resolve_device
-
+    from stylepass.core.models.config import ConfigError
     from stylepass.training.loop.config import load_config
-    from stylepass.training.loop.run_log import read_metrics, throughput_summary
     from stylepass.training.loop.run_control import NonFiniteLossError
+    from stylepass.training.loop.run_log import read_metrics, throughput_summary
     from stylepass.training.loop.trainer import RESOLVED_CONFIG, train
 
     requested = args.device
@@ -100,7 +97,8 @@ def run_train(args: argparse.Namespace) -> int:
         return _fail(str(error))
     elapsed = time.perf_counter() - started
     metrics = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in result.validation.items())
-    print(f"step {result.step} in {elapsed:.1f} s; checkpoint {result.checkpoint}" + (f"; val {metrics}" if metrics else ""))
+    print(f"step {result.step} in {elapsed:.1f} s; checkpoint {result.checkpoint}"
+          + (f"; val {metrics}" if metrics else ""))
     speed = throughput_summary(read_metrics(args.out))
     if "steps_per_s" in speed:
         memory = f", peak GPU memory {speed['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in speed else ""
@@ -120,9 +118,10 @@ def run_export(args: argparse.Namespace) -> int:
     from stylepass.training.deploy.export import export_model
     from stylepass.training.deploy.onnx_export import OnnxMismatchError, OnnxUnavailableError
 
+    refused: tuple[type[Exception], ...] = (OnnxUnavailableError, *input_errors())
     try:
         result = export_model(args.run, args.out, onnx=args.onnx)
-    except (OnnxUnavailableError, *input_errors()) as error:
+    except refused as error:
         return _fail(str(error))
     except OnnxMismatchError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -11,7 +11,6 @@ from rich.console import Console
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.headless_protocol import encode_event
-
 from stylepass.training.loop.stop_signals import StopRequest
 
 from .arguments import add_command, add_device_argument
@@ -83,7 +82,6 @@ def run_train_style(args: argparse.Namespace) -> int:
 
     from stylepass.blender_addon.contract.keyframes import list_keyframes
     from stylepass.core.inference.predict import resolve_device
-
     from stylepass.training.loop.run_control import NonFiniteLossError, StepProgress
     from stylepass.training.loop.train_style import TUNED_MAX_KEYFRAMES, TrainStyleError, train_style
 
@@ -162,15 +160,17 @@ def settings_from_args(args: argparse.Namespace):  # -> train_style.StyleSetting
     from stylepass.training.loop.train_style import StyleSettings
 
     defaults = StyleSettings()
-    augment_changes: dict[str, object] = {"patch": args.patch} if args.patch is not None else {}
+    augment = defaults.augment
+    if args.patch is not None:
+        augment = dataclasses.replace(augment, patch=args.patch)
     if args.no_rotate:
-        augment_changes.update(quarter_turns=False, max_rotation_degrees=0.0)
+        augment = dataclasses.replace(augment, quarter_turns=False, max_rotation_degrees=0.0)
     if args.no_flip:
-        augment_changes["flips"] = False
+        augment = dataclasses.replace(augment, flips=False)
     given = {"steps": args.steps, "batch_size": args.batch, "lr": args.lr, "base_width": args.width,
              "seed": args.seed, "preview_every": args.preview_every}
     changes = {name: value for name, value in given.items() if value is not None}
-    return dataclasses.replace(defaults, augment=dataclasses.replace(defaults.augment, **augment_changes), **changes)
+    return dataclasses.replace(defaults, augment=augment, **changes)
 
 
 def _fail(console: Console, args: argparse.Namespace, message: str, code: ExitCode) -> int:

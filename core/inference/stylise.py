@@ -49,12 +49,12 @@ from ..io.gbuffer import (
     read_sidecar,
     sidecar_path,
 )
+from ..io.preview_images import linear_to_srgb8
 from ..models.config import ConfigError, ModelConfig
-from .predict import resolve_device, stylise_frame
 from ..models.inputs import missing_passes
 from ..models.serialization import MODEL_CONFIG, MODEL_WEIGHTS, ModelFileError, load_model
+from .predict import resolve_device, stylise_frame
 from .tiling import tile_spans
-from ..io.preview_images import linear_to_srgb8
 
 PRESETS_ENV = "STYLEPASS_PRESETS"  # overrides the presets folder
 REPO_PRESETS = Path(__file__).resolve().parents[2] / "presets"
@@ -407,10 +407,10 @@ def frame_jobs(source: str | Path, out_dir: str | Path) -> list[FrameJob]:
             for path in sources]
 
 
-def is_finished(job: FrameJob, model_id: str, finished: dict[str, str]) -> bool:
+def is_finished(job: FrameJob, model_id: str, finished: dict[str, str | None]) -> bool:
     """Whether `job` was stylised by this model and both files are complete and of the input's size.
 
-    finished: output EXR name -> model id, from the output manifest.
+    finished: output EXR name -> model id (None on a line without one), from the output manifest.
     """
     if finished.get(job.output.name) != model_id or not job.preview.is_file():
         return False

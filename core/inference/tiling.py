@@ -28,7 +28,7 @@ def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tup
     last = (length - tile) // align * align
     starts = list(range(0, last, stride)) + [last]
     ends = [start + tile for start in starts[:-1]] + [length]
-    return list(zip(starts, ends))
+    return list(zip(starts, ends, strict=True))
 
 
 def blend_ramp(length: int, overlap: int, at_start: bool, at_end: bool, device: torch.device) -> torch.Tensor:

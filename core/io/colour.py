@@ -8,11 +8,14 @@ methods do the work, so this module serves the torch-free paths too.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-Array = TypeVar("Array")  # np.ndarray or torch.Tensor
+if TYPE_CHECKING:
+    import torch
+
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 
 _LINEAR_LIMIT = 0.0031308  # linear values up to this are encoded by the straight segment
 _ENCODED_LIMIT = 0.04045   # the same point, encoded
@@ -22,14 +25,14 @@ _GAMMA = 2.4
 
 def _where(condition: Array, a: Array, b: Array) -> Array:
     if isinstance(condition, np.ndarray):
-        return np.where(condition, a, b)  # type: ignore[return-value]
-    return a.where(condition, b)  # type: ignore[attr-defined]
+        return np.where(condition, a, b)
+    return a.where(condition, b)
 
 
 def _clip(x: Array, low: float, high: float) -> Array:
     if isinstance(x, np.ndarray):
-        return np.clip(x, low, high)  # type: ignore[return-value]
-    return x.clamp(low, high)  # type: ignore[attr-defined]
+        return np.clip(x, low, high)
+    return x.clamp(low, high)
 
 
 def encode_srgb(linear: Array) -> Array:

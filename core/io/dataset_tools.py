@@ -16,7 +16,6 @@ from . import preview_images
 from .atomic_image import save_png_atomic
 from .gbuffer import read_gbuffer, sidecar_path
 
-
 EVALUATIONS_FOLDER = "evaluation"  # `stylepass evaluate` writes DATASET/evaluation/<model>/ by default
 
 
@@ -54,13 +53,13 @@ def merge_datasets(out: Path, shards: list[Path]) -> MergeReport:
     if not shards:
         raise DatasetError("name at least one shard folder to merge")
     identities = {str(shard): _identity(shard) if (shard / IDENTITY_NAME).is_file() else None for shard in shards}
-    for shard, identity in identities.items():
+    for shard_name, identity in identities.items():
         if identity is None:
-            raise DatasetError(f"{shard} is not a Stylepass dataset (no {IDENTITY_NAME})")
+            raise DatasetError(f"{shard_name} is not a Stylepass dataset (no {IDENTITY_NAME})")
     reference = next(iter(identities.values()))
-    for shard, identity in identities.items():
+    for shard_name, identity in identities.items():
         if identity != reference:
-            raise DatasetError(f"{shard} was made with other settings than {shards[0]}: only shards of one "
+            raise DatasetError(f"{shard_name} was made with other settings than {shards[0]}: only shards of one "
                                "`stylepass dataset` command (same recipe, seed and options) can be merged")
     out.mkdir(parents=True, exist_ok=True)
     if (out / IDENTITY_NAME).exists() and _identity(out) != reference:

@@ -80,7 +80,7 @@ class GBufferFrame:
     @property
     def size(self) -> tuple[int, int]:
         """(height, width) in pixels."""
-        return self.depth.shape  # type: ignore[return-value]
+        return self.depth.shape
 
     def to_tensors(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The arrays as tensors: float32 images (C,H,W), ``depth`` and ``valid`` (1,H,W),

@@ -80,7 +80,7 @@ def tile_grid(rows: list[list[np.ndarray]], column_titles: list[str], row_labels
     draw = ImageDraw.Draw(sheet)
     for column, title in enumerate(column_titles):
         draw.text((gap + column * (width + gap) + 2, 3), title, fill=(230, 230, 230))
-    for r, (tiles, label) in enumerate(zip(rows, row_labels)):
+    for r, (tiles, label) in enumerate(zip(rows, row_labels, strict=True)):
         for column, tile in enumerate(tiles):
             sheet.paste(Image.fromarray(tile), (gap + column * (width + gap), header + r * (height + gap)))
         draw.text((gap + 2, header + r * (height + gap) + 2), label, fill=(255, 255, 0))

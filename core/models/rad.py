@@ -24,6 +24,7 @@ The default widths cost about 0.2 TFLOP per 1080p frame (EPE: about 22 TFLOP per
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -84,7 +85,9 @@ class GBufferEncoder(nn.Module):
         self.streams: nn.Module = streams
         if stream_layers > 1:
             stacked = num_materials * widths[0]
-            self.streams = nn.Sequential(streams, *_conv_stack(stacked, stacked, stream_layers - 1, groups=num_materials))
+            self.streams = nn.Sequential(
+                streams, *_conv_stack(stacked, stacked, stream_layers - 1, groups=num_materials)
+            )
         self.trunk = nn.Sequential(*_conv_stack(widths[0], widths[0], layers))
         self.downs = nn.ModuleList(
             nn.Sequential(*_conv_stack(widths[s - 1], widths[s], layers, stride=2)) for s in range(1, len(widths))
@@ -176,7 +179,7 @@ class RADGenerator(nn.Module):
         # modulations[s]: the scale's shared head, or one head per RAD layer (2 per block).
         self.modulations = nn.ModuleList(
             nn.ModuleList(head(g, w) for _ in range(2 * n)) if modulation_per_layer else head(g, w)
-            for g, w, n in zip(gbuffer_widths, widths, blocks)
+            for g, w, n in zip(gbuffer_widths, widths, blocks, strict=True)
         )
         self.stem = nn.Conv2d(3, widths[0], 3, padding=1)
         self.downs = nn.ModuleList(
@@ -184,7 +187,7 @@ class RADGenerator(nn.Module):
         )
         self.ups = nn.ModuleList(nn.Conv2d(widths[s + 1], widths[s], 1) for s in range(len(widths) - 1))
         self.stages = nn.ModuleList(
-            nn.ModuleList(RADResBlock(w) for _ in range(n)) for w, n in zip(widths, blocks)
+            nn.ModuleList(RADResBlock(w) for _ in range(n)) for w, n in zip(widths, blocks, strict=True)
         )
         self.head = nn.Conv2d(widths[0], 3, 3, padding=1, bias=False)
         nn.init.zeros_(self.head.weight)
@@ -212,13 +215,13 @@ class RADGenerator(nn.Module):
 
     def _stage(self, scale: int, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Run the RAD blocks of one scale, modulated from that scale's G-buffer features."""
-        blocks: nn.ModuleList = self.stages[scale]  # type: ignore[assignment]
-        heads = self.modulations[scale]
+        blocks = cast(nn.ModuleList, self.stages[scale])
         if self.modulation_per_layer:
+            heads = cast(nn.ModuleList, self.modulations[scale])  # 2 per block
             for index, block in enumerate(blocks):
                 x = block(x, heads[2 * index](features), heads[2 * index + 1](features))
             return x
-        shared = heads(features)
+        shared = self.modulations[scale](features)
         for block in blocks:
             x = block(x, shared, shared)
         return x

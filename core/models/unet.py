@@ -19,7 +19,6 @@ from .guides import edge_guides
 from .norms import make_norm
 from .padding import crop_to, pad_to_multiple
 
-
 RESIDUAL_EPS = 1e-3  # the input is clamped to [eps, 1 - eps] before its logit (finite, +-6.9)
 # Demodulated output: softplus(bias) at the start, so the untrained model paints albedo x 1 + 0.02,
 # a flat-colour picture, and training learns the style's light on top of the surfaces' own colours.
@@ -122,15 +121,17 @@ class UNetGenerator(nn.Module):
             for level in reversed(range(depth))
         )
         self.head = nn.Conv2d(base_width, 6 if demodulated else 3, 3, padding=1)
+        head_bias = self.head.bias
+        assert head_bias is not None  # a Conv2d has one unless made with bias=False
         self.residual = residual
         if residual:
             nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
+            nn.init.zeros_(head_bias)
         if demodulated:
             with torch.no_grad():
                 self.head.weight.mul_(0.1)  # start close to the flat albedo picture
-                self.head.bias[:3] = _inverse_softplus(SHADING_START)
-                self.head.bias[3:] = _inverse_softplus(BASE_START)
+                head_bias[:3] = _inverse_softplus(SHADING_START)
+                head_bias[3:] = _inverse_softplus(BASE_START)
 
     def _pass(self, gbuffers: torch.Tensor, name: str) -> torch.Tensor:
         start, stop = self.pass_slices[name]

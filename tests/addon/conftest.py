@@ -9,7 +9,7 @@ from types import ModuleType
 import bpy  # first: it makes Blender's own modules (addon_utils) importable
 import pytest
 
-import addon_utils  # noqa: E402
+import addon_utils  # isort: skip - importable only once bpy is imported
 
 EXTENSION = "bl_ext.user_default.stylepass"
 

@@ -89,8 +89,8 @@ def tree_snapshot(tree: bpy.types.NodeTree) -> dict[str, object]:
         "nodes": sorted((n.name, n.bl_idname, tuple(n.location),
                          tuple(getattr(s, "default_value", None) for s in n.inputs if s.type == "VALUE"))
                         for n in tree.nodes),
-        "links": sorted((l.from_node.name, l.from_socket.identifier, l.to_node.name, l.to_socket.identifier)
-                        for l in tree.links),
+        "links": sorted((link.from_node.name, link.from_socket.identifier, link.to_node.name,
+                         link.to_socket.identifier) for link in tree.links),
         "interface": [(item.name, item.in_out) for item in tree.interface.items_tree],
     }
 

@@ -57,7 +57,7 @@ class LayoutRecorder:
         self.log = log
         self.enabled = True
 
-    def _child(self, *args, **kwargs) -> "LayoutRecorder":
+    def _child(self, *args, **kwargs) -> LayoutRecorder:
         return LayoutRecorder(self.log)
 
     row = box = column = grid_flow = _child

@@ -100,8 +100,8 @@ def compositor_state(scene: bpy.types.Scene) -> object:
 def material_state(material: bpy.types.Material) -> object:
     tree = material.node_tree
     return (sorted((n.name, n.bl_idname, getattr(n, "is_active_output", None)) for n in tree.nodes),
-            sorted((l.from_node.name, l.from_socket.identifier, l.to_node.name, l.to_socket.identifier)
-                   for l in tree.links))
+            sorted((link.from_node.name, link.from_socket.identifier, link.to_node.name, link.to_socket.identifier)
+                   for link in tree.links))
 
 
 def scene_state(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> dict[str, object]:

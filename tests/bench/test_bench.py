@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 import torch
 
-from stylepass.core.cli import main
-from stylepass.core.models.config import RADConfig, build_generator, model_config_from_dict
+from stylepass.core.cli import bench_command, main
 from stylepass.core.inference.stylise import presets_dir
-from stylepass.core.cli import bench_command
-from stylepass.training.bench.candidates import EPE_BASELINE, TRAIN_BASELINE, UNET_BASELINE, baselines_summary
-from stylepass.training.bench.targets import TARGETS, evaluate_targets
+from stylepass.core.models.config import RADConfig, build_generator, model_config_from_dict
 from stylepass.training.bench.baselines import EPE_PUBLISHED_PARAMETERS, UNET_256_PARAMETERS, ReferenceUNet
+from stylepass.training.bench.candidates import EPE_BASELINE, TRAIN_BASELINE, UNET_BASELINE, baselines_summary
 from stylepass.training.bench.flops import frame_tflop, meta_model
+from stylepass.training.bench.targets import TARGETS, evaluate_targets
 
 torch.set_num_threads(1)
 
@@ -132,7 +131,8 @@ def synthetic_report(**figures: float | None) -> dict[str, Any]:
               "models": [{"name": "preset:enhance", "role": "preset", "family": "rad"},
                          {"name": "preset:toon", "role": "preset", "family": "unet"}],
               "inference": inference, "ratios": ratios(inference), "scaling": scaling(inference),
-              "training": [{"model": "preset:toon", "steps_per_s": 20.0}, {"model": TRAIN_BASELINE, "steps_per_s": 9.0}],
+              "training": [{"model": "preset:toon", "steps_per_s": 20.0},
+                           {"model": TRAIN_BASELINE, "steps_per_s": 9.0}],
               "tiled_8k": [{"model": "preset:enhance", "peak_memory_mib": 3000.0},
                            {"model": "preset:toon", "peak_memory_mib": 9000.0}],
               "worker": [{"model": "preset:enhance", "size": "1920x1080", "beyond_model_ms": 90.0},

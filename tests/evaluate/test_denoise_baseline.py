@@ -11,9 +11,9 @@ from PIL import Image
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
 from stylepass.training.data.image_io import read_linear_exr
+from tests.stylise.conftest import smooth_frame
 
 from .conftest import write_dataset
-from tests.stylise.conftest import smooth_frame
 
 SIZE = 64
 NOISE = 0.15  # standard deviation of the per-pixel noise on a beauty of 0.05 .. 1

@@ -14,17 +14,17 @@ from PIL import Image
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
+from stylepass.core.inference.stylise import PRESETS_ENV, weights_digest
 from stylepass.core.io.gbuffer import read_gbuffer
 from stylepass.core.models.inputs import tonemap
 from stylepass.core.models.serialization import load_model
-from stylepass.core.inference.stylise import PRESETS_ENV, weights_digest
 from stylepass.training.data.image_io import read_target_image
-from stylepass.training.evaluate.metrics import laplacian_energy, psnr, ssim
 from stylepass.training.data.paired_dataset import PairedDataset
+from stylepass.training.evaluate.metrics import laplacian_energy, psnr, ssim
 from stylepass.training.loop.trainer import OptionalMetrics, validate
+from tests.stylise.conftest import smooth_frame
 
 from .conftest import write_dataset
-from tests.stylise.conftest import smooth_frame
 
 
 def evaluate(*args: str | Path) -> int:

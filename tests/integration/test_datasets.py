@@ -97,7 +97,8 @@ def test_same_seed_gives_identical_gbuffers_and_shards_merge_into_the_same_datas
     rows = sorted(pair_rows(tmp_path / "merged"), key=lambda r: r["scene"])
     assert rows == pair_rows(enhance_dataset), "merged shards must list exactly the pairs of one run"
     for row in rows:
-        one, merged_frame = read_gbuffer(enhance_dataset / row["input"]), read_gbuffer(tmp_path / "merged" / row["input"])
+        one = read_gbuffer(enhance_dataset / row["input"])
+        merged_frame = read_gbuffer(tmp_path / "merged" / row["input"])
         # Geometry and ids are identical; float passes to rounding (Cycles adds up a pixel's
         # samples from several threads, so the last bit can differ between runs).
         for name in ("valid", "material_id"):

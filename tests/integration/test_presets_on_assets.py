@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stylepass.core.inference.stylise import load_styliser, presets_dir, read_frame
 from stylepass.core.io.gbuffer import exported_frames
 from stylepass.core.io.preview_images import linear_to_srgb8
-from stylepass.core.inference.stylise import load_styliser, presets_dir, read_frame
 
 PRESETS = sorted(p.parent.parent.name for p in presets_dir().glob("*/model/config.json"))
 

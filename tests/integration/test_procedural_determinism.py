@@ -56,7 +56,7 @@ def differences(a: Any, b: Any, where: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{where}: {len(a)} items != {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{where}[{i}]")]
     if isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool):
         return [] if abs(a - b) <= TOLERANCE else [f"{where}: {a} != {b}"]
     return [] if a == b else [f"{where}: {a!r} != {b!r}"]

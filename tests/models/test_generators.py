@@ -9,8 +9,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from stylepass.core.models import RADConfig, UNetConfig, build_generator
 from stylepass.core.models.guides import edge_guides
 from stylepass.core.models.inputs import gbuffer_channels
-from stylepass.core.models.unet import UNetGenerator
 from stylepass.core.models.norms import channel_norm
+from stylepass.core.models.unet import UNetGenerator
 
 TINY = {
     "unet": UNetConfig(base_width=4, depth=4, gbuffer_passes=("albedo", "depth")),

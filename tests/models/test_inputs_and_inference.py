@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from stylepass.core.io.colour import decode_srgb
 from stylepass.core.inference.predict import predict, resolve_device, stylise_frame
+from stylepass.core.io.colour import decode_srgb
 from stylepass.core.models import RADConfig, UNetConfig, build_generator
 from stylepass.core.models.inputs import (
     inverse_tonemap,
@@ -43,7 +43,8 @@ def test_tonemap_is_invertible_over_hdr_range() -> None:
     assert mapped.min() >= 0 and mapped.max() < 1
     torch.testing.assert_close(inverse_tonemap(mapped), linear, rtol=1e-4, atol=1e-6)
     assert tonemap(torch.tensor([-3.0])).item() == 0.0
-    torch.testing.assert_close(decode_srgb(torch.tensor([0.0, 0.5, 1.0])), torch.tensor([0.0, 0.21404, 1.0]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(decode_srgb(torch.tensor([0.0, 0.5, 1.0])), torch.tensor([0.0, 0.21404, 1.0]),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_stack_gbuffers_orders_and_normalises_passes() -> None:

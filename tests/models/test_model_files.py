@@ -76,7 +76,8 @@ def test_missing_files_and_mismatched_weights_are_explained(tmp_path: Path) -> N
 
 
 def test_model_config_rejects_unknown_keys_and_bad_values() -> None:
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) in \[model\]: colour, widht; allowed: family, gbuffer_passes, widths"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown key\(s\) in \[model\]: colour, widht; allowed: family, gbuffer_passes, widths"):
         model_config_from_dict({"family": "rad", "widht": 3, "colour": 1})
     with pytest.raises(ConfigError, match="model.family = 'gan'; allowed: unet, rad"):
         model_config_from_dict({"family": "gan"})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from stylepass.core.models import RADConfig, UNetConfig, build_generator
 from stylepass.core.inference.tiling import blend_ramp, tile_spans, tiled_apply
+from stylepass.core.models import RADConfig, UNetConfig, build_generator
 
 
 def model_for(config) -> torch.nn.Module:

@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 import torch
 
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.core.cli.train_command import register
 from stylepass.core.models.config import build_generator, model_config_from_dict
 from stylepass.core.models.serialization import save_model
 from stylepass.training.deploy import onnx_export
-from stylepass.training.loop.checkpoint import save_checkpoint
-from stylepass.blender_addon.contract.exit_codes import ExitCode
-from stylepass.core.cli.train_command import register
 from stylepass.training.deploy.onnx_export import (
     ONNX_MODEL,
     export_onnx,
@@ -30,6 +29,7 @@ from stylepass.training.deploy.onnx_export import (
     sample_frame,
     torch_reference,
 )
+from stylepass.training.loop.checkpoint import save_checkpoint
 
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -102,7 +102,7 @@ def test_onnx_graph_inputs_outputs_and_metadata(exported) -> None:
     model = onnx.load(str(path))
     specs = onnx_inputs(config)
     assert [i.name for i in model.graph.input] == [s.name for s in specs]
-    for graph_input, spec in zip(model.graph.input, specs):
+    for graph_input, spec in zip(model.graph.input, specs, strict=True):
         dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
         assert dims == ["batch", spec.channels, "height", "width"]
         assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT

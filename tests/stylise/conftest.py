@@ -58,7 +58,8 @@ def write_export(folder: Path, frames: list[SimpleNamespace], first: int = 1,
     for number, frame in enumerate(frames, start=first):
         exr = folder / f"{frame_stem(number)}.exr"
         write_test_gbuffer(exr, frame, passes)
-        append_jsonl(folder / MANIFEST_NAME, {"frame": number, "exr": exr.name, "sidecar": exr.with_suffix(".json").name})
+        append_jsonl(folder / MANIFEST_NAME,
+                     {"frame": number, "exr": exr.name, "sidecar": exr.with_suffix(".json").name})
         paths.append(exr)
     return paths
 

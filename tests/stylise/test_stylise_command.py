@@ -15,9 +15,9 @@ from PIL import Image
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
+from stylepass.core.inference.stylise import OUTPUT_MANIFEST, PRESETS_ENV, REPO_PRESETS, Styliser
 from stylepass.core.io.gbuffer import read_gbuffer
 from stylepass.core.models import RADConfig, build_generator
-from stylepass.core.inference.stylise import OUTPUT_MANIFEST, PRESETS_ENV, REPO_PRESETS, Styliser
 
 from .conftest import PASSES, TINY_RAD, smooth_frame, write_export, write_model
 
@@ -160,7 +160,8 @@ def test_bad_model_folder_and_tile(tmp_path, export_folder, rad_model, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
 def test_cuda_asked_for_but_missing(tmp_path, export_folder, rad_model, capsys):
-    assert stylise(export_folder, "--model", rad_model, "--out", tmp_path / "out", "--device", "cuda") == ExitCode.BAD_INPUT
+    code = stylise(export_folder, "--model", rad_model, "--out", tmp_path / "out", "--device", "cuda")
+    assert code == ExitCode.BAD_INPUT
     assert "CUDA is not available" in (err := capsys.readouterr().err) and "--device cpu" in err
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from stylepass.core.io.gbuffer import GBufferFrame
+from stylepass.core.inference.stylise import StyliseError, Styliser, load_styliser, read_frame, smaller_tile
 from stylepass.core.inference.tiling import tile_spans
-from stylepass.core.inference.stylise import Styliser, StyliseError, load_styliser, read_frame, smaller_tile
+from stylepass.core.io.gbuffer import GBufferFrame
 
 from .conftest import TINY_RAD, TINY_UNET, smooth_frame, write_export, write_model
 

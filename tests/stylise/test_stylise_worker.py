@@ -21,9 +21,9 @@ from stylepass.blender_addon.contract.worker_protocol import (
     decode,
     encode,
 )
+from stylepass.core.inference.stylise import PRESETS_ENV
 from stylepass.core.io.exr_file import read_exr
 from stylepass.core.models import RADConfig
-from stylepass.core.inference.stylise import PRESETS_ENV
 
 from .conftest import PASSES, smooth_frame, write_export, write_model
 

@@ -38,9 +38,10 @@ def make_frame(rng: np.random.Generator, height: int = FRAME_HEIGHT, width: int 
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     phases = rng.uniform(0, 6.28, size=(3, 2))
     freqs = rng.uniform(0.05, 0.3, size=(3, 2))
-    beauty = np.stack(
-        [0.6 + 0.5 * np.sin(freqs[c, 0] * yy + phases[c, 0]) * np.cos(freqs[c, 1] * xx + phases[c, 1]) for c in range(3)]
-    ).astype(np.float32)
+    beauty = np.stack([
+        0.6 + 0.5 * np.sin(freqs[c, 0] * yy + phases[c, 0]) * np.cos(freqs[c, 1] * xx + phases[c, 1])
+        for c in range(3)
+    ]).astype(np.float32)
     beauty = np.clip(beauty, 0.0, None)
     valid = np.ones((height, width), dtype=bool)
     valid[:3, :5] = False
@@ -118,7 +119,8 @@ def build_dataset(root: Path, seed: int = 0, height: int = FRAME_HEIGHT, width: 
             OpenEXR.File(header, {"RGB": np.ascontiguousarray(target.transpose(1, 2, 0), dtype=np.float32)}).write(
                 str(root / target_name)
             )
-        lines.append(json.dumps({"input": f"frames/{index:04d}.exr", "target": target_name, "split": split, "scene": f"s{index % 2}"}))
+        lines.append(json.dumps({"input": f"frames/{index:04d}.exr", "target": target_name, "split": split,
+                                 "scene": f"s{index % 2}"}))
     (root / "pairs.jsonl").write_text("\n".join(lines) + "\n")
     return root
 

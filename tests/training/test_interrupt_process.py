@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from stylepass.training.loop.checkpoint import latest_checkpoint
 from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.training.loop.checkpoint import latest_checkpoint
 from stylepass.training.loop.run_log import read_metrics
 
 CONFIG = """
@@ -35,12 +35,15 @@ n_layers = 2
 """
 
 
-def test_ctrl_c_on_the_process_group_stops_with_a_checkpoint(paired_dataset: Path, cli_script: Path, tmp_path: Path) -> None:
+def test_ctrl_c_on_the_process_group_stops_with_a_checkpoint(paired_dataset: Path, cli_script: Path,
+                                                             tmp_path: Path) -> None:
     config, run = tmp_path / "config.toml", tmp_path / "run"
     config.write_text(CONFIG)
-    command = [sys.executable, str(cli_script), "train", str(config), "--data", str(paired_dataset), "--out", str(run), "--device", "cpu"]
+    command = [sys.executable, str(cli_script), "train", str(config), "--data", str(paired_dataset),
+               "--out", str(run), "--device", "cpu"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if len([r for r in read_metrics(run) if "loss/l1" in r]) >= 2:  # at least 4 steps done

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from stylepass.training.evaluate.metrics import image_tiles, kernel_inception_distance, laplacian_energy, psnr, ssim
 from stylepass.training.losses import cartoon
 from stylepass.training.losses.gan import (
     discriminator_loss,
@@ -17,7 +18,6 @@ from stylepass.training.losses.gan import (
     l1_loss,
     total_variation,
 )
-from stylepass.training.evaluate.metrics import image_tiles, kernel_inception_distance, laplacian_energy, psnr, ssim
 from stylepass.training.losses.perceptual import (
     LPIPS,
     RELU_TAPS,

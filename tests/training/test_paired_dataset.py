@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.core.models.inputs import gbuffer_channels, tonemap
 from stylepass.training.data.image_io import ImageReadError, read_target_image
-from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.training.data.paired_dataset import PairedDataset
 from stylepass.training.data.sampling import StepBatchSampler, crop_keys_for_step
 
@@ -68,7 +68,8 @@ def test_dataset_lacking_a_pass_names_it(paired_dataset: Path, gbuffer_reader) -
         data.check_passes()
 
 
-def test_export_lacking_a_required_pass_is_named(paired_dataset: Path, gbuffer_writer, frame_factory, tmp_path: Path) -> None:
+def test_export_lacking_a_required_pass_is_named(paired_dataset: Path, gbuffer_writer, frame_factory,
+                                                 tmp_path: Path) -> None:
     root = copy_dataset(paired_dataset, tmp_path / "d")
     gbuffer_writer(root / "frames" / "0000.exr", frame_factory(np.random.default_rng(0)), passes=())
     data = PairedDataset(root, "train", PASSES)  # the default reader: stylepass.core.io.gbuffer

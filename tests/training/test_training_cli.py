@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.core.cli.train_command import register
 from stylepass.core.models import load_model
 from stylepass.core.models.config import build_generator
 from stylepass.core.models.serialization import load_tensors
 from stylepass.training.loop.checkpoint import latest_checkpoint
-from stylepass.blender_addon.contract.exit_codes import ExitCode
-from stylepass.core.cli.train_command import register
 
 CONFIG = """
 [model]
@@ -56,10 +56,11 @@ def cli_env(tmp_path: Path, paired_dataset: Path):
 def test_train_then_export_a_deployable_model(cli_env, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config, data = cli_env
     run, model_dir = tmp_path / "run", tmp_path / "model"
-    assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "5") == ExitCode.OK
+    train = ("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu")
+    assert run_cli(*train, "--steps", "5") == ExitCode.OK
     out = capsys.readouterr().out
     assert "step 5" in out and "steps/s (median of 1 log interval)" in out and "GPU memory" not in out
-    assert run_cli("train", str(config), "--data", str(data), "--out", str(run), "--device", "cpu", "--steps", "8", "--resume") == ExitCode.OK
+    assert run_cli(*train, "--steps", "8", "--resume") == ExitCode.OK
     assert latest_checkpoint(run).name == "step-00000008"
     assert run_cli("export-model", str(run), "--out", str(model_dir)) == ExitCode.OK
     model, model_config = load_model(model_dir)
@@ -92,14 +93,17 @@ def test_bad_inputs_exit_with_a_message(cli_env, tmp_path: Path, capsys: pytest.
     changed = tmp_path / "changed.toml"
     changed.write_text(CONFIG.replace("widths = [8, 8]", "widths = [8, 16]"))
     fails_with(("differs from the one", "in: model.widths;"), "train", str(changed), *common, "--resume")
-    fails_with("not a paired dataset", "train", str(config), "--data", str(tmp_path), "--out", str(tmp_path / "r2"), "--device", "cpu")
+    fails_with("not a paired dataset",
+               "train", str(config), "--data", str(tmp_path), "--out", str(tmp_path / "r2"), "--device", "cpu")
     fails_with("--steps must be >= 1", "train", str(config), *common[:-1], "0")
     no_weights = tmp_path / "no_weights.toml"
     no_weights.write_text(CONFIG + f'\n[metrics]\nkid_weights = "{tmp_path / "vgg16.safetensors"}"\n')
-    fails_with(("VGG16 weights not found", "never downloads"), "train", str(no_weights), *common[:2], "--out", str(tmp_path / "r3"), *common[4:])
+    fails_with(("VGG16 weights not found", "never downloads"),
+               "train", str(no_weights), *common[:2], "--out", str(tmp_path / "r3"), *common[4:])
     fails_with("is not a training run", "export-model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"))
     if not torch.cuda.is_available():
-        fails_with("CUDA is not available", "train", str(config), "--data", str(data), "--out", str(run), "--device", "cuda")
+        fails_with("CUDA is not available",
+                   "train", str(config), "--data", str(data), "--out", str(run), "--device", "cuda")
 
 
 def test_registering_the_subcommands_does_not_import_torch() -> None:

@@ -18,9 +18,8 @@ def test_empty_config_gives_the_documented_defaults() -> None:
 
 
 def test_resolved_toml_round_trips(tmp_path: Path) -> None:
-    config = config_from_dict(
-        {"model": {"family": "unet", "depth": 3}, "train": {"steps": 7, "lr_g": 1}, "loss": {"adversarial_kind": "hinge"}}
-    )
+    config = config_from_dict({"model": {"family": "unet", "depth": 3}, "train": {"steps": 7, "lr_g": 1},
+                               "loss": {"adversarial_kind": "hinge"}})
     assert config.model == UNetConfig(depth=3) and config.train.lr_g == 1.0
     text = config_to_toml(config)
     assert "[discriminator]" in text and "n_layers = 3" in text
@@ -33,9 +32,11 @@ def test_resolved_toml_round_trips(tmp_path: Path) -> None:
 def test_unknown_keys_and_sections_are_named_with_the_allowed_ones(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[train]\nsteps = 10\nlearning_rate = 0.1\n")
-    with pytest.raises(ConfigError, match=r"bad.toml: unknown key\(s\) in \[train\]: learning_rate; allowed: steps, batch_size"):
+    with pytest.raises(ConfigError,
+                       match=r"bad.toml: unknown key\(s\) in \[train\]: learning_rate; allowed: steps, batch_size"):
         load_config(path)
-    with pytest.raises(ConfigError, match="unknown section.*optimizer; allowed sections: model, data, train, loss, discriminator, metrics"):
+    with pytest.raises(ConfigError, match="unknown section.*optimizer; allowed sections: "
+                                          "model, data, train, loss, discriminator, metrics"):
         config_from_dict({"optimizer": {"lr": 1}})
     with pytest.raises(ConfigError, match=r"unknown key\(s\) in \[model\]: depth"):
         config_from_dict({"model": {"family": "rad", "depth": 3}})

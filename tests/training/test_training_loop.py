@@ -56,7 +56,8 @@ class CountingReader:
 
 
 @pytest.mark.parametrize("family", MODELS)
-def test_training_lowers_loss_and_raises_validation_psnr(family: str, paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+def test_training_lowers_loss_and_raises_validation_psnr(family: str, paired_dataset: Path, gbuffer_reader,
+                                                         tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = train(tiny_config(family, 40), paired_dataset, run, CPU, frame_reader=gbuffer_reader)
     assert (result.step, result.interrupted) == (40, False)
@@ -76,7 +77,8 @@ def test_training_lowers_loss_and_raises_validation_psnr(family: str, paired_dat
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest.json", "step-00000030", "step-00000040"]
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(paired_dataset: Path, gbuffer_reader,
+                                                               tmp_path: Path) -> None:
     config = tiny_config("rad", 12, checkpoint_every=4, val_every=0, lr_decay_start=4)
     train(config, paired_dataset, tmp_path / "straight", CPU, frame_reader=gbuffer_reader)
     interrupt_call = 1 + 2 + 4 * 5 + 1  # reads: pass check, 2 val frames, 4 a step; first read of step 6
@@ -85,7 +87,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(paired_dataset: P
         if call == interrupt_call:
             os.kill(os.getpid(), signal.SIGINT)
 
-    stopped = train(config, paired_dataset, tmp_path / "split", CPU, frame_reader=CountingReader(gbuffer_reader, interrupt))
+    stopped = train(config, paired_dataset, tmp_path / "split", CPU,
+                    frame_reader=CountingReader(gbuffer_reader, interrupt))
     assert (stopped.step, stopped.interrupted) == (6, True)
     result = train(config, paired_dataset, tmp_path / "split", CPU, resume=True, frame_reader=gbuffer_reader)
     assert result.step == 12
@@ -97,7 +100,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(paired_dataset: P
             assert torch.equal(a[key], b[key]), f"{name}:{key}"
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(paired_dataset: Path, gbuffer_reader,
+                                                           tmp_path: Path) -> None:
     # Reads: 1 pass check, 2 validation frames, then 4 per step. Poison every read of step 4 on.
     first_bad_call = 1 + 2 + 4 * 3 + 1
 
@@ -106,7 +110,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(paired_dataset: Path,
             frame.albedo = frame.albedo * float("nan")
 
     config = tiny_config("rad", 10, checkpoint_every=3, val_every=0)
-    with pytest.raises(NonFiniteLossError, match=r"non-finite at step 4; training stopped and the last good checkpoint is .*step-00000003"):
+    with pytest.raises(NonFiniteLossError,
+                       match=r"non-finite at step 4; training stopped and the last good checkpoint is .*step-00000003"):
         train(config, paired_dataset, tmp_path / "run", CPU, frame_reader=CountingReader(gbuffer_reader, poison))
     checkpoint = latest_checkpoint(tmp_path / "run")
     assert checkpoint.name == "step-00000003"
@@ -138,14 +143,17 @@ def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes(
     assert (resumed.step, resumed.interrupted) == (9, False)
 
 
-def test_validation_adds_lpips_and_kid_given_local_weights(paired_dataset: Path, gbuffer_reader, lpips_weights: Path, tmp_path: Path) -> None:
+def test_validation_adds_lpips_and_kid_given_local_weights(paired_dataset: Path, gbuffer_reader, lpips_weights: Path,
+                                                           tmp_path: Path) -> None:
     metrics = {"lpips_weights": str(lpips_weights), "kid_weights": str(lpips_weights)}
-    result = train(tiny_config("unet", 2, metrics=metrics), paired_dataset, tmp_path / "run", CPU, frame_reader=gbuffer_reader)
+    result = train(tiny_config("unet", 2, metrics=metrics), paired_dataset, tmp_path / "run", CPU,
+                   frame_reader=gbuffer_reader)
     assert set(result.validation) == {"val/psnr", "val/ssim", "val/lpips", "val/kid"}
     assert result.validation["val/lpips"] > 0
 
 
-def test_every_optional_loss_term_trains_and_is_logged(paired_dataset: Path, gbuffer_reader, lpips_weights: Path, tmp_path: Path) -> None:
+def test_every_optional_loss_term_trains_and_is_logged(paired_dataset: Path, gbuffer_reader, lpips_weights: Path,
+                                                       tmp_path: Path) -> None:
     config = tiny_config("rad", 3, log_every=1, val_every=0)
     loss = dataclasses.replace(
         config.loss, perceptual=1.0, perceptual_weights=str(lpips_weights), total_variation=0.1,
@@ -154,12 +162,14 @@ def test_every_optional_loss_term_trains_and_is_logged(paired_dataset: Path, gbu
     train(dataclasses.replace(config, loss=loss), paired_dataset, tmp_path / "run", CPU, frame_reader=gbuffer_reader)
     logged = [r for r in read_metrics(tmp_path / "run") if "loss/generator" in r]
     assert len(logged) == 3
-    names = {"l1", "content", "adversarial", "perceptual", "total_variation", "surface", "texture", "structure", "discriminator"}
+    names = {"l1", "content", "adversarial", "perceptual", "total_variation", "surface", "texture", "structure",
+             "discriminator"}
     assert {f"loss/{n}" for n in names} <= set(logged[-1])
     assert all(math.isfinite(v) for r in logged for v in r.values())
 
 
-def test_learning_rates_decay_linearly_after_lr_decay_start(paired_dataset: Path, gbuffer_reader, tmp_path: Path) -> None:
+def test_learning_rates_decay_linearly_after_lr_decay_start(paired_dataset: Path, gbuffer_reader,
+                                                            tmp_path: Path) -> None:
     config = tiny_config("unet", 4, log_every=1, val_every=0, lr_decay_start=2)
     assert [config.train.lr_factor(step) for step in range(1, 5)] == [1.0, 1.0, 2 / 3, 1 / 3]
     train(config, paired_dataset, tmp_path / "run", CPU, frame_reader=gbuffer_reader)
@@ -177,7 +187,8 @@ def test_loader_worker_processes_change_nothing(paired_dataset: Path, tmp_path: 
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
-def test_bf16_autocast_training_path(paired_dataset: Path, gbuffer_reader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bf16_autocast_training_path(paired_dataset: Path, gbuffer_reader, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The dtype mixing of CUDA's bf16 autocast, exercised with the CPU's autocast."""
     import stylepass.training.loop.step as step_module
     import stylepass.training.loop.trainer as trainer_module
@@ -188,7 +199,8 @@ def test_bf16_autocast_training_path(paired_dataset: Path, gbuffer_reader, tmp_p
     monkeypatch.setattr(step_module, "autocast_for", cpu_bf16)
     monkeypatch.setattr(trainer_module, "autocast_for", cpu_bf16)
     for family in MODELS:
-        result = train(tiny_config(family, 3, val_every=0), paired_dataset, tmp_path / family, CPU, frame_reader=gbuffer_reader)
+        result = train(tiny_config(family, 3, val_every=0), paired_dataset, tmp_path / family, CPU,
+                       frame_reader=gbuffer_reader)
         assert result.step == 3 and math.isfinite(result.validation["val/psnr"])
         weights = load_file(result.checkpoint / "generator.safetensors")
         assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())

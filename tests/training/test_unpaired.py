@@ -9,16 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
+from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.core.models import ConfigError
 from stylepass.core.models.config import build_generator
 from stylepass.core.models.serialization import load_tensors
+from stylepass.training.data.paired_dataset import PairedDataset
+from stylepass.training.data.unpaired_dataset import TargetPatchIndex, UnpairedDataset, patch_descriptor
 from stylepass.training.loop.checkpoint import latest_checkpoint
 from stylepass.training.loop.config import config_from_dict
-from stylepass.blender_addon.contract.dataset_layout import DatasetError
-from stylepass.training.data.paired_dataset import PairedDataset
 from stylepass.training.loop.run_log import read_metrics
 from stylepass.training.loop.trainer import train
-from stylepass.training.data.unpaired_dataset import TargetPatchIndex, UnpairedDataset, patch_descriptor
 
 MODEL = {"family": "rad", "widths": [8, 16], "blocks": [1, 1], "gbuffer_widths": [8, 8], "num_materials": 4}
 
@@ -71,7 +71,8 @@ def test_unpaired_training_moves_outputs_towards_the_target_domain(
         {
             "model": MODEL,
             "data": {"mode": "unpaired", "target_images": "targets"},
-            "train": {"steps": 40, "batch_size": 4, "crop_size": 32, "num_workers": 0, "log_every": 10, "val_every": 0, "lr_g": 2e-3, "lr_d": 2e-3},
+            "train": {"steps": 40, "batch_size": 4, "crop_size": 32, "num_workers": 0, "log_every": 10, "val_every": 0,
+                      "lr_g": 2e-3, "lr_d": 2e-3},
             "loss": {"l1": 0.0, "content": 1.0, "adversarial": 1.0},
             "discriminator": {"base_width": 8, "n_layers": 2},
             "metrics": {"kid_weights": str(lpips_weights)},

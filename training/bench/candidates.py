@@ -5,6 +5,7 @@ model family at its default config (seeded random weights) and the baselines
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,18 +18,18 @@ from stylepass.core.models.config import ModelConfig, RADConfig, UNetConfig, bui
 from stylepass.core.models.inputs import gbuffer_channels
 from stylepass.core.models.serialization import MODEL_CONFIG, MODEL_WEIGHTS, load_model
 
+from ..loop.config import TrainConfig, load_config
 from .baselines import (
     EPE_LAYOUT,
     EPE_PUBLISHED_PARAMETERS,
-    EPE_PUBLISHED_TFLOP_960x540,
     UNET_256_PARAMETERS,
+    EPE_PUBLISHED_TFLOP_960x540,
     ReferencePatchGAN,
     ReferenceUNet,
     parameter_count,
 )
 from .flops import frame_tflop
 from .timing import synthetic_batch
-from ..loop.config import TrainConfig, load_config
 
 EPE_BASELINE = "baseline:epe_layout"
 UNET_BASELINE = "baseline:reference_unet_256"
@@ -51,6 +52,11 @@ class Candidate:
 
 
 
+def _load_generator(model_dir: Path) -> nn.Module:
+    """The generator of the model folder `model_dir`, loaded afresh (a preset candidate's ``build``)."""
+    return load_model(model_dir)[0]
+
+
 def preset_candidates(root: Path) -> tuple[list[Candidate], list[str]]:
     """Every preset of `root` with a trained model, and the names of those without one."""
     found, missing = [], []
@@ -63,7 +69,7 @@ def preset_candidates(root: Path) -> tuple[list[Candidate], list[str]]:
         train_toml = folder / "train.toml"
         found.append(Candidate(
             f"preset:{folder.name}", "preset", config.family,
-            lambda directory=model_dir: load_model(directory)[0],
+            functools.partial(_load_generator, model_dir),
             gbuffer_channels(config.gbuffer_passes) if config.gbuffer_passes else 1,
             int(getattr(model, "multiple", 1)), model_dir,
             load_config(train_toml) if train_toml.is_file() else None,

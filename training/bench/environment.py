@@ -39,7 +39,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "git_commit": commit,
         "git_dirty": dirty,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 

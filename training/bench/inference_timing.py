@@ -8,14 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from stylepass.core.inference.predict import predict
 from stylepass.core.inference.stylise import AUTO_TILE, TILE_CONTEXT, TILE_OVERLAP
 
 from .baselines import parameter_count
 from .candidates import Candidate, device_inputs
 from .flops import frame_tflop, meta_model
 from .settings import Log, Settings, out_of_memory, over_cpu_budget, padded_pixels, size_label, skipped
-from .timing import median_ms, peak_memory
+from .timing import median_ms, peak_memory, predict_call
 
 SIZE_8K = (4320, 7680)  # (H, W)
 
@@ -26,8 +25,7 @@ def cpu_estimate_s(candidate: Candidate, model: nn.Module, size: tuple[int, int]
     if candidate.seconds_per_pixel is None:
         side = max(32, candidate.multiple)
         probe = device_inputs(candidate, (side, side), torch.device("cpu"))
-        seconds = median_ms(lambda: predict(model, probe["image"], probe["gbuffers"], probe["material_id"]),
-                            1, 1, torch.device("cpu")) / 1000.0
+        seconds = median_ms(predict_call(model, probe), 1, 1, torch.device("cpu")) / 1000.0
         candidate.seconds_per_pixel = seconds / padded_pixels((side, side), candidate.multiple)
     return candidate.seconds_per_pixel * padded_pixels(size, candidate.multiple)
 
@@ -58,8 +56,7 @@ def measure_inference(candidate: Candidate, settings: Settings, log: Log) -> lis
         try:
             with peak_memory(device) as memory:
                 inputs = device_inputs(candidate, size, device)
-                ms = median_ms(lambda: predict(runner, inputs["image"], inputs["gbuffers"], inputs["material_id"]),
-                               repeats, settings.warmup, device)
+                ms = median_ms(predict_call(runner, inputs), repeats, settings.warmup, device)
         except torch.OutOfMemoryError:
             rows.append(skipped(entry, out_of_memory(device), log))
             continue
@@ -83,8 +80,7 @@ def measure_tiled_8k(candidate: Candidate, settings: Settings, log: Log) -> dict
     try:
         with peak_memory(device) as memory:
             inputs = device_inputs(candidate, SIZE_8K, device)
-            ms = median_ms(lambda: predict(model, inputs["image"], inputs["gbuffers"], inputs["material_id"],
-                                           AUTO_TILE, TILE_OVERLAP, TILE_CONTEXT), 3, 1, device)
+            ms = median_ms(predict_call(model, inputs, AUTO_TILE, TILE_OVERLAP, TILE_CONTEXT), 3, 1, device)
     except torch.OutOfMemoryError:
         return skipped(entry, out_of_memory(device), log)
     finally:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from stylepass.core.inference.predict import predict
 from stylepass.core.models.config import ModelConfig
 from stylepass.core.models.inputs import gbuffer_channels
 from stylepass.core.models.patchgan import PatchGANDiscriminator
@@ -37,15 +38,21 @@ def call_times_ms(fn: Callable[[], object], repeats: int, warmup: int, device: t
         return [start.elapsed_time(end) for start, end in events]
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        began = time.perf_counter()
         fn()
-        times.append(1000.0 * (time.perf_counter() - start))
+        times.append(1000.0 * (time.perf_counter() - began))
     return times
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> float:
     """Median milliseconds per call of `fn` (see :func:`call_times_ms`)."""
     return statistics.median(call_times_ms(fn, repeats, warmup, device))
+
+
+def predict_call(model: torch.nn.Module, inputs: Batch, *tiling: int) -> Callable[[], torch.Tensor]:
+    """A call of ``predict`` on a :func:`synthetic_batch` (``image``, ``gbuffers``, ``material_id``) to time;
+    `tiling` is predict's optional ``tile, overlap, context``."""
+    return lambda: predict(model, inputs["image"], inputs["gbuffers"], inputs["material_id"], *tiling)
 
 
 @contextlib.contextmanager

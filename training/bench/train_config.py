@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
+from stylepass.core.inference.predict import resolve_device
 from stylepass.core.models.config import build_generator
-from stylepass.core.inference.predict import predict, resolve_device
 
-from .timing import median_ms, peak_memory, synthetic_batch, training_step, training_step_ms
 from ..loop.config import TrainConfig, load_config
+from .timing import median_ms, peak_memory, predict_call, synthetic_batch, training_step, training_step_ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +55,7 @@ def run_benchmark(
         batch = synthetic_batch(config.model, t.batch_size, t.crop_size, t.crop_size, device)
         step_ms = training_step_ms(step, batch, steps, warmup, device)
         frame_batch = synthetic_batch(config.model, 1, *frame, device)
-        inference_ms = median_ms(
-            lambda: predict(generator, frame_batch["image"], frame_batch["gbuffers"], frame_batch["material_id"]),
-            max(3, steps // 4),
-            1,
-            device,
-        )
+        inference_ms = median_ms(predict_call(generator, frame_batch), max(3, steps // 4), 1, device)
     return BenchmarkResult(
         device=str(device),
         family=config.model.family,
@@ -85,7 +80,9 @@ def parse_frame(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: print the figures as JSON; 1 on bad input."""
-    parser = argparse.ArgumentParser(prog="python -m stylepass.training.bench.train_config", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stylepass.training.bench.train_config", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("config", type=Path, help="training config (TOML)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--frame", type=parse_frame, default=(1080, 1920), help="inference frame HxW")

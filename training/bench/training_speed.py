@@ -5,6 +5,7 @@ reference, at the run's crop and batch size."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -12,11 +13,11 @@ import torch
 
 from stylepass.core.models.config import UNetConfig, build_generator
 
+from ..loop.config import TrainConfig
 from .baselines import ReferencePatchGAN, ReferenceUNet
 from .candidates import TRAIN_BASELINE, UNET_BASELINE, Candidate
 from .settings import Log, Settings, out_of_memory, over_cpu_budget, padded_pixels, skipped
 from .timing import peak_memory, synthetic_batch, training_step, training_step_ms
-from ..loop.config import TrainConfig
 
 
 def measure_training(candidates: list[Candidate], settings: Settings, log: Log) -> list[dict[str, Any]]:
@@ -27,7 +28,8 @@ def measure_training(candidates: list[Candidate], settings: Settings, log: Log) 
     jobs: list[tuple[str, str, Callable[[], Any], Candidate | None]] = []
     for candidate in candidates:
         if candidate.role == "preset" and candidate.train_config is not None:
-            jobs.append((candidate.name, candidate.family, lambda c=candidate: _preset_step(c, settings), candidate))
+            jobs.append((candidate.name, candidate.family, functools.partial(_preset_step, candidate, settings),
+                         candidate))
     reference = next((c for c in candidates if c.name == UNET_BASELINE), None)
     jobs.append((TRAIN_BASELINE, "unet", lambda: _reference_step(settings), reference))
     for name, family, make, estimate_from in jobs:

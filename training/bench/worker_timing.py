@@ -14,12 +14,11 @@ import numpy as np
 import torch
 
 from stylepass.blender_addon.contract.export_format import pass_spec
-from stylepass.core.inference.predict import predict
 from stylepass.core.io.exr_file import write_exr
 
 from .candidates import Candidate, device_inputs
 from .settings import Log, Settings, out_of_memory, size_label, skipped
-from .timing import median_ms
+from .timing import median_ms, predict_call
 
 HALF_FLOAT_PASSES = ("beauty", "albedo")  # Blender writes colour passes as half float
 
@@ -71,11 +70,6 @@ def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]],
     stacking, host-device copies, the inverse tone map); ``read_gbuffer_ms`` and ``write_exr_ms``
     time the reader and writer alone.
     """
-    from stylepass.core.io.gbuffer import read_gbuffer
-    from stylepass.core.inference.stylise import write_exr_atomic
-    from stylepass.core.inference.worker import Worker
-
-    device = settings.device
     measured = {(row["model"], row["size"]) for row in inference if "ms_per_frame" in row}
     rows = []
     with tempfile.TemporaryDirectory(prefix="stylepass-bench-") as temp:
@@ -87,48 +81,57 @@ def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]],
                 if (candidate.name, size_label(size)) not in measured:
                     rows.append(skipped(entry, "its inference at this size was not measured", log))
                     continue
-                replies: list[dict[str, Any]] = []
-                worker = Worker(replies.append)
-                worker.handle(json.dumps({"id": 1, "cmd": "load", "model": str(candidate.model_dir),
-                                          "device": str(device)}))
-                if not replies[-1].get("ok") or worker.styliser is None:
-                    raise RuntimeError(f"the worker could not load {candidate.name}: {replies[-1]}")
-                output = folder / f"stylised_{candidate.name.split(':')[1]}.exr"
-                request = json.dumps({"id": 2, "cmd": "stylise", "input": str(frame_path), "output": str(output)})
-
-                phases: list[dict[str, float]] = []
-
-                def stylise() -> None:
-                    replies.clear()
-                    worker.handle(request)
-                    if not replies[-1].get("ok"):
-                        raise RuntimeError(f"the worker failed on {frame_path}: {replies[-1]}")
-                    phases.append(replies[-1]["timings"])
-
-                try:
-                    total = median_wall_ms(stylise, settings.worker_repeats)
-                    timed = phases[-settings.worker_repeats:]  # the warm-up call's timings left out
-                    in_request = {f"phase_{name}_ms": 1000.0 * statistics.median(p[name] for p in timed)
-                                  for name in ("read", "stylise", "write")}
-                    read = median_wall_ms(lambda: read_gbuffer(frame_path), settings.worker_repeats)
-                    rgb = read_gbuffer(frame_path).beauty  # compresses like a smooth stylised frame
-                    write = median_wall_ms(lambda: write_exr_atomic(folder / "write_only.exr", rgb),
-                                           settings.worker_repeats)
-                    model = worker.styliser.model
-                    inputs = device_inputs(candidate, size, device)
-                    model_ms = median_ms(lambda: predict(model, inputs["image"], inputs["gbuffers"],
-                                                         inputs["material_id"]), settings.repeats, 1, device)
-                except torch.OutOfMemoryError:
-                    rows.append(skipped(entry, out_of_memory(device), log))
-                    continue
-                finally:
-                    worker.handle(json.dumps({"id": 3, "cmd": "shutdown"}))
-                rows.append({**entry, "total_ms": total, "model_ms": model_ms, "beyond_model_ms": total - model_ms,
-                             "read_gbuffer_ms": read, "write_exr_ms": write, **in_request,
-                             "transfer_and_prepare_ms": in_request["phase_stylise_ms"] - model_ms})
-                log(f"worker {candidate.name} {size_label(size)}: {total:.1f} ms end to end, "
-                    f"{total - model_ms:.1f} ms beyond the model")
+                rows.append(time_worker(candidate, size, frame_path, entry, settings, log))
     return rows
+
+
+def time_worker(candidate: Candidate, size: tuple[int, int], frame_path: Path, entry: dict[str, Any],
+                settings: Settings, log: Log) -> dict[str, Any]:
+    """One preset's worker on the exported frame at `frame_path` (of `size`): `entry` with the
+    timings of :func:`measure_worker`, or `entry` skipped when the device runs out of memory.
+    Its outputs are written beside `frame_path`."""
+    from stylepass.core.inference.stylise import write_exr_atomic
+    from stylepass.core.inference.worker import Worker
+    from stylepass.core.io.gbuffer import read_gbuffer
+
+    device = settings.device
+    folder = frame_path.parent
+    replies: list[dict[str, Any]] = []
+    worker = Worker(replies.append)
+    worker.handle(json.dumps({"id": 1, "cmd": "load", "model": str(candidate.model_dir), "device": str(device)}))
+    if not replies[-1].get("ok") or worker.styliser is None:
+        raise RuntimeError(f"the worker could not load {candidate.name}: {replies[-1]}")
+    output = folder / f"stylised_{candidate.name.split(':')[1]}.exr"
+    request = json.dumps({"id": 2, "cmd": "stylise", "input": str(frame_path), "output": str(output)})
+
+    phases: list[dict[str, float]] = []
+
+    def stylise() -> None:
+        replies.clear()
+        worker.handle(request)
+        if not replies[-1].get("ok"):
+            raise RuntimeError(f"the worker failed on {frame_path}: {replies[-1]}")
+        phases.append(replies[-1]["timings"])
+
+    try:
+        total = median_wall_ms(stylise, settings.worker_repeats)
+        timed = phases[-settings.worker_repeats:]  # the warm-up call's timings left out
+        in_request = {f"phase_{name}_ms": 1000.0 * statistics.median(p[name] for p in timed)
+                      for name in ("read", "stylise", "write")}
+        read = median_wall_ms(lambda: read_gbuffer(frame_path), settings.worker_repeats)
+        rgb = read_gbuffer(frame_path).beauty  # compresses like a smooth stylised frame
+        write = median_wall_ms(lambda: write_exr_atomic(folder / "write_only.exr", rgb), settings.worker_repeats)
+        inputs = device_inputs(candidate, size, device)
+        model_ms = median_ms(predict_call(worker.styliser.model, inputs), settings.repeats, 1, device)
+    except torch.OutOfMemoryError:
+        return skipped(entry, out_of_memory(device), log)
+    finally:
+        worker.handle(json.dumps({"id": 3, "cmd": "shutdown"}))
+    log(f"worker {candidate.name} {size_label(size)}: {total:.1f} ms end to end, "
+        f"{total - model_ms:.1f} ms beyond the model")
+    return {**entry, "total_ms": total, "model_ms": model_ms, "beyond_model_ms": total - model_ms,
+            "read_gbuffer_ms": read, "write_exr_ms": write, **in_request,
+            "transfer_and_prepare_ms": in_request["phase_stylise_ms"] - model_ms}
 
 
 def median_wall_ms(fn: Callable[[], object], repeats: int) -> float:

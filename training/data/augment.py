@@ -112,7 +112,7 @@ def draw_transform(settings: AugmentSettings, height: int, width: int, generator
         centre_x = min(max(round(centre_x - parity) + parity, half), width - half)
         centre_y = min(max(round(centre_y - parity) + parity, half), height - half)
     matrix = _orthogonal(angle, turns, mirror)
-    return PatchTransform((centre_x, centre_y), scale, tuple(matrix.flatten().tolist()))  # type: ignore[arg-type]
+    return PatchTransform((centre_x, centre_y), scale, tuple(matrix.flatten().tolist()))
 
 
 def _source_points(transform: PatchTransform, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +136,8 @@ def _pixel_indices(px: torch.Tensor, py: torch.Tensor) -> tuple[torch.Tensor, to
 def gbuffer_layout(passes: Sequence[str]) -> tuple[list[int], list[tuple[int, int, bool]]]:
     """For ``stack_gbuffers(frame, passes)``: the channels resampled bilinearly, and the (x, y)
     channel pairs of screen-plane vectors with whether their length is in pixels."""
-    bilinear, vectors = [], []
+    bilinear: list[int] = []
+    vectors: list[tuple[int, int, bool]] = []
     offset = 0
     for name in passes:
         count = PASS_CHANNELS[name]
@@ -227,6 +228,7 @@ def augmented_batch(
     picks = torch.randint(len(frames), (batch_size,), generator=generator).tolist()
     patches = []
     for index in picks:
-        transform = draw_transform(settings, *frames[index].size, generator)
+        height, width = frames[index].size
+        transform = draw_transform(settings, height, width, generator)
         patches.append(cut_patch(frames[index], transform, settings.patch))
     return {key: torch.stack([p[key] for p in patches]) for key in patches[0]}

@@ -26,7 +26,7 @@ def crop_keys_for_step(seed: int, step: int, rank: int, batch_size: int, num_ite
     generator = step_generator(seed, step, rank)
     indices = torch.randint(num_items, (batch_size,), generator=generator)
     positions = torch.rand(batch_size, 2, generator=generator)
-    return [(int(i), float(p[0]), float(p[1])) for i, p in zip(indices, positions)]
+    return [(int(i), float(p[0]), float(p[1])) for i, p in zip(indices, positions, strict=True)]
 
 
 class StepBatchSampler(Sampler[list[CropKey]]):

@@ -73,9 +73,9 @@ class TargetPatchIndex:
                 raise DatasetError(f"{path} is {height}x{width}, smaller than the crop size {crop_size}")
             tops = sorted({*range(0, height - crop_size + 1, stride), height - crop_size})
             lefts = sorted({*range(0, width - crop_size + 1, stride), width - crop_size})
-            crops = [image[:, t : t + crop_size, l : l + crop_size] for t in tops for l in lefts]
+            crops = [image[:, top : top + crop_size, left : left + crop_size] for top in tops for left in lefts]
             descriptors.append(patch_descriptor(torch.stack(crops)))
-            positions += [(image_index, t, l) for t in tops for l in lefts]
+            positions += [(image_index, top, left) for top in tops for left in lefts]
         self.positions = positions
         self.descriptors = torch.cat(descriptors)
         self._cache: dict[int, torch.Tensor] = {}  # a few decoded images (picklable for workers)

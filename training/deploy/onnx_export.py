@@ -47,8 +47,8 @@ import torch
 from torch import nn
 
 from stylepass.blender_addon.contract.atomic_files import write_atomic
-from stylepass.core.models.config import ModelConfig, RADConfig, model_config_to_dict
 from stylepass.core.inference.predict import predict
+from stylepass.core.models.config import ModelConfig, RADConfig, model_config_to_dict
 from stylepass.core.models.inputs import (
     PASS_CHANNELS,
     frame_to_tensors,
@@ -138,7 +138,7 @@ class EngineGraph(nn.Module):
         self.names = [spec.name for spec in onnx_inputs(config)]
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        named = dict(zip(self.names, inputs))
+        named = dict(zip(self.names, inputs, strict=True))
         beauty = torch.nan_to_num(named["beauty"], nan=0.0, posinf=0.0, neginf=0.0)
         image = tonemap(beauty)
         gbuffers = self._gbuffers(named) if self.uses_gbuffers else None

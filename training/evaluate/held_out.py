@@ -39,12 +39,12 @@ import numpy as np
 import torch
 
 from stylepass.blender_addon.contract.dataset_layout import IDENTITY_NAME, PAIRS_NAME, DatasetError
-from stylepass.core.models.inputs import frame_to_tensors, inverse_tonemap, tonemap
 from stylepass.core.io.preview_images import albedo_to_rgb8, tile_grid
+from stylepass.core.models.inputs import frame_to_tensors, inverse_tonemap, tonemap
 
 from ..data.image_io import ImageReadError, read_linear_exr, read_target_image
-from .metrics import laplacian_energy, psnr, ssim
 from ..data.paired_dataset import PairRecord, pair_records
+from .metrics import laplacian_energy, psnr, ssim
 
 REPORT_FORMAT = "stylepass-evaluation"
 REPORT_VERSION = 2  # 2: the fine-detail ratio ("detail") beside PSNR and SSIM
@@ -236,12 +236,13 @@ def evaluate_pairs(stylise: Stylise, read_frame: ReadFrame, pairs: list[PairReco
     evaluation = Evaluation()
     with deterministic_inference():
         for index, record in enumerate(pairs):
+            assert record.target is not None  # evaluation pairs are read with their targets
             frame = read_frame(record.input)
             images = {"model": tonemap(torch.from_numpy(np.ascontiguousarray(stylise(frame)))),
                       "input": frame_to_tensors(frame, ())["image"]}
             if denoised is not None:
                 images["denoise"] = tonemap(torch.from_numpy(read_linear_exr(denoised[index])))
-            target = _read_target(record, tuple(images["input"].shape))
+            target = _read_target(record.target, record.input, tuple(images["input"].shape))
             figures = {method: image_metrics(image, target) for method, image in images.items()}
             evaluation.rows.append({
                 "scene": record.scene, "input": relative_name(record.input, root),
@@ -256,16 +257,17 @@ def evaluate_pairs(stylise: Stylise, read_frame: ReadFrame, pairs: list[PairReco
     return evaluation
 
 
-def _read_target(record: PairRecord, shape: tuple[int, ...]) -> torch.Tensor:
-    assert record.target is not None
+def _read_target(path: Path, input_path: Path, shape: tuple[int, ...]) -> torch.Tensor:
+    """The target image at `path` (3, H, W) in [0, 1]; EvaluationError unless readable and of the
+    input's `shape`."""
     try:
-        target = read_target_image(record.target)
+        target = read_target_image(path)
     except ImageReadError as error:
         raise EvaluationError(str(error)) from None
     except (OSError, RuntimeError) as error:  # a damaged PNG or EXR
-        raise EvaluationError(f"{record.target} cannot be read: {error}") from None
+        raise EvaluationError(f"{path} cannot be read: {error}") from None
     if tuple(target.shape) != shape:
-        raise EvaluationError(f"{record.target}: target is {tuple(target.shape[-2:])} but input {record.input} is "
+        raise EvaluationError(f"{path}: target is {tuple(target.shape[-2:])} but input {input_path} is "
                               f"{shape[-2:]} (H, W); they must match")
     return target
 

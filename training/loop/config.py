@@ -201,7 +201,9 @@ def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
                 "to 0.0 (use loss.content and loss.adversarial)"
             )
         if config.loss.adversarial <= 0:
-            raise ConfigError("data.mode = 'unpaired' learns the style from the discriminator: loss.adversarial must be > 0")
+            raise ConfigError(
+                "data.mode = 'unpaired' learns the style from the discriminator: loss.adversarial must be > 0"
+            )
     return config
 
 
@@ -231,7 +233,8 @@ def config_to_dict(config: TrainConfig) -> dict[str, dict[str, Any]]:
 
 def config_to_toml(config: TrainConfig) -> str:
     """Serialise a resolved config as TOML (every key, defaults included)."""
-    return "# Resolved stylepass training config: every key, defaults included.\n\n" + dumps_toml(config_to_dict(config))
+    header = "# Resolved stylepass training config: every key, defaults included.\n\n"
+    return header + dumps_toml(config_to_dict(config))
 
 
 def dumps_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:

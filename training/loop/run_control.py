@@ -132,7 +132,7 @@ class StepProgress:
         """Show that `step` is done, with `description` (the latest losses) if given. logged: they
         were just computed; outside a terminal that prints the line, with `elapsed` seconds
         (default: since the context was entered)."""
-        self._bar.update(self._task, completed=step, **({} if description is None else {"description": description}))
+        self._bar.update(self._task, completed=step, description=description)  # None: the description stays
         if logged and self._lines:
             seconds = time.perf_counter() - self._started if elapsed is None else elapsed
             self.console.print(f"step {step}/{self.total} {description or ''} ({seconds:.0f} s)",

@@ -20,9 +20,9 @@ from torch import nn
 from stylepass.core.inference.predict import autocast_for
 
 from ..losses import cartoon
-from .config import LossSection
 from ..losses.gan import discriminator_loss, generator_adversarial_loss, gradient_l1, l1_loss, total_variation
 from ..losses.perceptual import PerceptualLoss
+from .config import LossSection
 
 Batch = dict[str, torch.Tensor]
 FiniteCheck = Callable[[dict[str, torch.Tensor], int], None]
@@ -136,9 +136,13 @@ class TrainingStep:
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         return autocast_for(self.device) if self.mixed_precision else contextlib.nullcontext()
 
-    def _discriminator_step(self, image: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, step: int) -> torch.Tensor:
+    def _discriminator_step(
+        self, image: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, step: int
+    ) -> torch.Tensor:
         assert self.d_train is not None
-        pairs = torch.cat([discriminator_input(image, real, self.paired), discriminator_input(image, fake, self.paired)])
+        pairs = torch.cat(
+            [discriminator_input(image, real, self.paired), discriminator_input(image, fake, self.paired)]
+        )
         with self._autocast():
             scores = self.d_train(pairs)
         real_scores, fake_scores = scores.float().chunk(2)

@@ -46,17 +46,17 @@ import torch
 from stylepass.blender_addon.contract.atomic_files import append_jsonl, write_json_atomic
 from stylepass.blender_addon.contract.export_format import frame_stem
 from stylepass.blender_addon.contract.keyframes import KEYFRAMES_DIR, Keyframe, list_keyframes
-from stylepass.core.io.gbuffer import GBufferError, exported_frames, read_gbuffer
-from stylepass.core.models.config import UNetConfig, build_generator
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.io.colour import decode_srgb, encode_srgb
+from stylepass.core.io.gbuffer import GBufferError, exported_frames, read_gbuffer
+from stylepass.core.models.config import UNetConfig, build_generator
 from stylepass.core.models.inputs import frame_to_tensors, missing_passes, tonemap
 from stylepass.core.models.serialization import MODEL_CONFIG
 
 from ..data.augment import AugmentSettings, augmented_batch, prepare_frame
-from .checkpoint import latest_checkpoint, save_checkpoint
 from ..data.image_io import ImageReadError, read_linear_exr, read_srgb_png
 from ..data.sampling import step_generator
+from .checkpoint import latest_checkpoint, save_checkpoint
 from .run_control import ResumeRefusals, check_finite, checkpoint_to_resume, resume_step
 from .style_export import PREVIEW_FILE, export_style, write_preview
 

@@ -21,29 +21,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from rich.console import Console
 from torch.utils.data import DataLoader
 
 from stylepass.blender_addon.contract.atomic_files import write_bytes_atomic
 from stylepass.blender_addon.contract.dataset_layout import DatasetError
-from stylepass.core.models.config import ConfigError, build_generator
 from stylepass.core.inference.predict import autocast_for
+from stylepass.core.models.config import ConfigError, build_generator
 from stylepass.core.models.patchgan import PatchGANDiscriminator
 
+from ..data.paired_dataset import FrameReader, PairedDataset, default_frame_reader
+from ..data.sampling import StepBatchSampler
+from ..data.unpaired_dataset import TargetPatchIndex, UnpairedDataset
+from ..evaluate.metrics import image_tiles, kernel_inception_distance, psnr, ssim
+from ..losses.perceptual import LPIPS, VGGPooledFeatures
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainConfig, config_from_dict, config_to_dict, config_to_toml
 from .distributed import DistContext, all_ranks_true, barrier, init_distributed, shutdown
-from ..evaluate.metrics import image_tiles, kernel_inception_distance, psnr, ssim
-from ..data.paired_dataset import FrameReader, PairedDataset, default_frame_reader
-from ..losses.perceptual import LPIPS, VGGPooledFeatures
 from .run_control import ResumeRefusals, StepProgress, check_finite, checkpoint_to_resume, resume_step
 from .run_log import RunLogger, StepTimer
-from ..data.sampling import StepBatchSampler
 from .step import Batch, GeneratorLosses, TrainingStep
 from .stop_signals import StopRequest, ignore_stop_signals
-from ..data.unpaired_dataset import TargetPatchIndex, UnpairedDataset
 
 RESOLVED_CONFIG = "config.toml"
 TRAIN_REFUSALS = ResumeRefusals(
@@ -88,7 +88,9 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
             )
         done = json.loads((latest / "state.json").read_text(encoding="utf-8"))["step"]
         if done > config.train.steps:
-            raise ConfigError(f"{run_dir} is already at step {done}, past train.steps = {config.train.steps}; ask for more steps")
+            raise ConfigError(
+                f"{run_dir} is already at step {done}, past train.steps = {config.train.steps}; ask for more steps"
+            )
     write_bytes_atomic(run_dir / RESOLVED_CONFIG, config_to_toml(config).encode("utf-8"))
 
 
@@ -246,7 +248,9 @@ def _train(
     generator = build_generator(config.model).to(device)
     use_gan = config.loss.adversarial > 0
     discriminator = (
-        PatchGANDiscriminator(6 if paired else 3, config.discriminator.base_width, config.discriminator.n_layers).to(device)
+        PatchGANDiscriminator(
+            6 if paired else 3, config.discriminator.base_width, config.discriminator.n_layers
+        ).to(device)
         if use_gan
         else None
     )
@@ -308,7 +312,9 @@ def _train(
 
     def checkpoint_now(at_step: int) -> None:
         if ctx.is_main:
-            save_checkpoint(run_dir, at_step, modules, optimizers, {"world_size": ctx.world_size}, tcfg.keep_checkpoints)
+            save_checkpoint(
+                run_dir, at_step, modules, optimizers, {"world_size": ctx.world_size}, tcfg.keep_checkpoints
+            )
         barrier(ctx)
 
     if ctx.is_main and len(val_set) == 0 and start_step == 0:

@@ -59,7 +59,9 @@ def texture_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return F.l1_loss(texture(prediction.float()), texture(target.float()))
 
 
-def superpixel_means(image: torch.Tensor, cell: int = 16, iterations: int = 3, compactness: float = 0.1) -> torch.Tensor:
+def superpixel_means(
+    image: torch.Tensor, cell: int = 16, iterations: int = 3, compactness: float = 0.1
+) -> torch.Tensor:
     """Structure representation: every pixel replaced by the mean colour of its superpixel.
 
     SLIC-style clustering: centres start on a `cell`-spaced grid; each pixel joins the nearest of

@@ -95,7 +95,7 @@ class PerceptualLoss(nn.Module):
         pred_feats = vgg_taps(self.net, prediction.float(), self.taps)
         with torch.no_grad():
             target_feats = vgg_taps(self.net, target.float(), self.taps)
-        return torch.stack([F.l1_loss(p, t) for p, t in zip(pred_feats, target_feats)]).mean()
+        return torch.stack([F.l1_loss(p, t) for p, t in zip(pred_feats, target_feats, strict=True)]).mean()
 
 
 class LPIPS(nn.Module):
@@ -129,7 +129,7 @@ class LPIPS(nn.Module):
         feats_p = vgg_taps(self.net, scaled(prediction.float()), RELU_TAPS)
         feats_t = vgg_taps(self.net, scaled(target.float()), RELU_TAPS)
         total = prediction.new_zeros(prediction.shape[0])
-        for lin, fp, ft in zip(self.lins, feats_p, feats_t):
+        for lin, fp, ft in zip(self.lins, feats_p, feats_t, strict=True):
             fp = fp / (fp.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
             ft = ft / (ft.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
             total = total + F.conv2d((fp - ft).pow(2), lin).mean(dim=(1, 2, 3))

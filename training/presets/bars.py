@@ -57,7 +57,8 @@ def load_bars(preset: Path) -> QualityBars:
                                                           and not isinstance(value, bool))
         if not ok:
             raise BarsError(f"{path}: {key} = {value!r}: expected {'true or false' if wanted_bool else 'a number'}")
-    return QualityBars(**{key: (value if isinstance(value, bool) else float(value)) for key, value in data.items()})
+    bars: dict[str, Any] = {key: (value if isinstance(value, bool) else float(value)) for key, value in data.items()}
+    return QualityBars(**bars)
 
 
 def missed_bars(report: dict[str, Any], bars: QualityBars) -> list[str]:

@@ -69,6 +69,10 @@ def preset_card(name: str, info: dict[str, Any]) -> str:
     dataset_note = (f"{info['dataset_s']:.0f} s" if not info["dataset_resumed"]
                     else f"{info['dataset_s']:.0f} s (checking a dataset rendered earlier by the same "
                          "`stylepass dataset` command, not timed here)")
+    dataset_row = (f"`dataset.toml`: {info['pairs']} procedural scenes at {info['resolution']} "
+                   f"({info['train_pairs']} train, {info['val_pairs']} validation, split by scene)")
+    time_row = (f"dataset {dataset_note}; training {info['train_s']:.0f} s (wall, summed over resumed runs); "
+                f"export {info['export_s']:.1f} s")
     return f"""# {name}
 
 {PRESET_KINDS.get(name, name)}.
@@ -85,10 +89,10 @@ Model: `model/model.safetensors` + `model/config.json` ({info['model_family']}, 
 
 | | |
 |---|---|
-| dataset | `dataset.toml`: {info['pairs']} procedural scenes at {info['resolution']} ({info['train_pairs']} train, {info['val_pairs']} validation, split by scene) |
+| dataset | {dataset_row} |
 | training | `train.toml`: {info['steps']} steps, batch {info['batch']}, {info['crop']} px crops |
 | device | {device_words} ({info['device_name']}) |
-| time | dataset {dataset_note}; training {info['train_s']:.0f} s (wall, summed over resumed runs); export {info['export_s']:.1f} s |
+| time | {time_row} |
 
 ## Quality (validation split, {info['val_pairs']} held-out scenes, full {info['resolution']} frames)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from stylepass.core.inference.predict import predict, resolve_device
 from stylepass.core.models.inputs import gbuffer_channels
 from stylepass.core.models.serialization import load_model

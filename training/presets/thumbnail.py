@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from stylepass.core.io.atomic_image import save_png_atomic
 from stylepass.core.io.colour import encode_srgb, to_rgb8
 from stylepass.core.io.exr_file import read_exr
