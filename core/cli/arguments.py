@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .blender_runtime import SUPPORTED_VERSIONS
 
@@ -13,11 +14,23 @@ Handler = Callable[[argparse.Namespace], int]  # runs a parsed command; returns 
 DEVICES = ("auto", "cuda", "cpu")
 
 
-def add_command(commands: argparse._SubParsersAction, name: str, handler: Handler, *, help: str,
-                description: str, epilog: str) -> argparse.ArgumentParser:
-    """Add the subcommand ``name``, run by ``handler``; its ``--help`` ends with ``epilog`` (what it
-    writes, its exit codes), laid out as written."""
-    parser = commands.add_parser(name, help=help, description=description, epilog=epilog,
+@dataclass(frozen=True)
+class CommandText:
+    """What the help says of a subcommand. ``help``: its line in ``stylepass --help``;
+    ``description``: the paragraph that opens ``stylepass NAME --help``, written over as many source
+    lines as it likes and shown as one line; ``epilog``: what ends it (what the command writes, its
+    exit codes), laid out as written."""
+
+    name: str
+    help: str
+    description: str
+    epilog: str
+
+
+def add_command(commands: argparse._SubParsersAction, text: CommandText, handler: Handler) -> argparse.ArgumentParser:
+    """Add the subcommand ``text.name``, run by ``handler``, with the help ``text`` gives."""
+    paragraph = " ".join(text.description.split())  # the raw formatter (kept for the epilog) would show its line breaks
+    parser = commands.add_parser(text.name, help=text.help, description=paragraph, epilog=text.epilog,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(handler=handler)
     return parser

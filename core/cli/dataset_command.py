@@ -10,24 +10,28 @@ from stylepass.blender_addon.contract.dataset_options import DatasetOptions, add
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from ..io.dataset_tools import contact_sheet, merge_datasets, summarise
-from .arguments import Handler, add_blender_arguments, add_command
+from .arguments import CommandText, Handler, add_blender_arguments, add_command
 from .blender_job import bad_input_exits, given_options, make_console, print_error, run_blender_job
 from .export_command import EXIT_CODES_HELP
 
 SHEET_NAME = "contact_sheet.png"
 
 
+HELP_TEXT = CommandText(
+    name="dataset",
+    help="render training pairs (G-buffer input + target) from a recipe; also `dataset merge|show`",
+    description="""
+        Render input/target pairs from a dataset recipe (TOML) in headless Blender: G-buffer exports
+        of the fast input render, pixel-aligned targets, and pairs.jsonl with a train/validation
+        split by scene. Re-running the same command resumes. Also: `stylepass dataset merge OUT
+        SHARD...` and `stylepass dataset show DIR`.""",
+    epilog=EXIT_CODES_HELP,
+)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``dataset`` (``dataset merge`` and ``dataset show`` have parsers of their own)."""
-    make = add_command(
-        commands, "dataset", run_dataset,
-        help="render training pairs (G-buffer input + target) from a recipe; also `dataset merge|show`",
-        description="Render input/target pairs from a dataset recipe (TOML) in headless Blender: G-buffer "
-                    "exports of the fast input render, pixel-aligned targets, and pairs.jsonl with a "
-                    "train/validation split by scene. Re-running the same command resumes. "
-                    "Also: `stylepass dataset merge OUT SHARD...` and `stylepass dataset show DIR`.",
-        epilog=EXIT_CODES_HELP,
-    )
+    make = add_command(commands, HELP_TEXT, run_dataset)
     add_dataset_arguments(make)
     add_blender_arguments(make)
 

@@ -16,7 +16,7 @@ from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from ..io.dataset_tools import EVALUATIONS_FOLDER
-from .arguments import add_blender_arguments, add_command, add_device_argument
+from .arguments import CommandText, add_blender_arguments, add_command, add_device_argument
 from .blender_job import make_console, run_blender_job
 from .interrupts import run_model_command
 
@@ -48,16 +48,21 @@ exit codes:
 """
 
 
+HELP_TEXT = CommandText(
+    name="evaluate",
+    help="PSNR, SSIM and fine-detail ratio of a model on a dataset's held-out split, beside the baselines",
+    description="""
+        Run MODEL on every pair of a split of DATASET (whole frames, as `stylepass stylise` does)
+        and compare output, untouched input and, for enhance datasets, Blender's Denoise node on the
+        input, with the targets: PSNR and SSIM per pair, per scene and on average. Writes a JSON
+        report and a side-by-side PNG.""",
+    epilog=EPILOG,
+)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the CLI."""
-    parser = add_command(
-        commands, "evaluate", run_evaluate,
-        help="PSNR, SSIM and fine-detail ratio of a model on a dataset's held-out split, beside the baselines",
-        description="Run MODEL on every pair of a split of DATASET (whole frames, as `stylepass stylise` "
-                    "does) and compare output, untouched input and, for enhance datasets, Blender's "
-                    "Denoise node on the input, with the targets: PSNR and SSIM per pair, per scene and "
-                    "on average. Writes a JSON report and a side-by-side PNG.",
-        epilog=EPILOG)
+    parser = add_command(commands, HELP_TEXT, run_evaluate)
     parser.add_argument("model", metavar="MODEL",
                         help="a model folder (model.safetensors + config.json) or a preset name")
     parser.add_argument("--data", metavar="DATASET", required=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.export_options import ExportOptions, add_export_arguments
 
-from .arguments import add_blender_arguments, add_command
+from .arguments import CommandText, add_blender_arguments, add_command
 from .blender_job import given_options, make_console, print_error, run_blender_job
 
 EXIT_CODES_HELP = """exit codes:
@@ -21,16 +21,20 @@ EXIT_CODES_HELP = """exit codes:
 """
 
 
+HELP_TEXT = CommandText(
+    name="export",
+    help="render G-buffers (multilayer EXR + JSON per frame) with headless Blender",
+    description="""
+        Render a scene's frames and write one multilayer EXR (beauty, albedo, normal, depth,
+        material ids, motion) and one JSON sidecar per frame, plus manifest.jsonl. Re-running the
+        same command resumes: finished frames are skipped.""",
+    epilog=EXIT_CODES_HELP,
+)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``export`` to the CLI."""
-    parser = add_command(
-        commands, "export", run_export,
-        help="render G-buffers (multilayer EXR + JSON per frame) with headless Blender",
-        description="Render a scene's frames and write one multilayer EXR (beauty, albedo, normal, "
-                    "depth, material ids, motion) and one JSON sidecar per frame, plus manifest.jsonl. "
-                    "Re-running the same command resumes: finished frames are skipped.",
-        epilog=EXIT_CODES_HELP,
-    )
+    parser = add_command(commands, HELP_TEXT, run_export)
     add_export_arguments(parser)
     add_blender_arguments(parser)
 

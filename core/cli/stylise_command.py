@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
-from .arguments import add_command, add_device_argument
+from .arguments import CommandText, add_command, add_device_argument
 from .blender_job import make_console, print_warning
 from .interrupts import run_model_command
 
@@ -33,17 +33,21 @@ exit codes:
 """
 
 
+HELP_TEXT = CommandText(
+    name="stylise",
+    help="stylise exported frames with a trained model (EXR + PNG per frame)",
+    description="""
+        Run a model on an exported frame (EXR with its JSON sidecar beside it) or on every frame of
+        an export folder. Writes OUT/stylised_<frame>.exr (scene-linear, half float) and
+        OUT/stylised_<frame>.png (sRGB preview). Re-running the same command resumes: frames this
+        model already finished are skipped.""",
+    epilog=EPILOG,
+)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``stylise`` to the CLI."""
-    parser = add_command(
-        commands, "stylise", run_stylise,
-        help="stylise exported frames with a trained model (EXR + PNG per frame)",
-        description="Run a model on an exported frame (EXR with its JSON sidecar beside it) or on "
-                    "every frame of an export folder. Writes OUT/stylised_<frame>.exr (scene-linear, "
-                    "half float) and OUT/stylised_<frame>.png (sRGB preview). Re-running the same "
-                    "command resumes: frames this model already finished are skipped.",
-        epilog=EPILOG,
-    )
+    parser = add_command(commands, HELP_TEXT, run_stylise)
     parser.add_argument("input", metavar="INPUT", help="an export EXR (sidecar beside it) or an export folder")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", metavar="DIR", help="model folder (model.safetensors + config.json)")

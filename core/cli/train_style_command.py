@@ -13,7 +13,7 @@ from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.headless_protocol import encode_event
 from stylepass.training.loop.stop_signals import StopRequest
 
-from .arguments import add_command, add_device_argument
+from .arguments import CommandText, add_command, add_device_argument
 from .blender_job import make_console, print_error, print_warning
 
 EPILOG = """outputs:
@@ -32,18 +32,22 @@ exit codes:
 """
 
 
+HELP_TEXT = CommandText(
+    name="train-style",
+    help="train a custom style from painted keyframes (1 to 5 paintings)",
+    description="""
+        Train a few-shot styliser from the painted keyframes registered in an export folder
+        (`stylepass keyframe add`): a small U-Net reading the render and its albedo, normal and
+        depth passes learns the paintings from randomly cropped, scaled, turned and mirrored
+        patches. The paintings are only read. The defaults gave a usable style in 8 minutes on a
+        2-core CPU at 512x512 (docs/train-style.md).""",
+    epilog=EPILOG,
+)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``train-style`` to the CLI."""
-    parser = add_command(
-        commands, "train-style", run_train_style,
-        help="train a custom style from painted keyframes (1 to 5 paintings)",
-        description="Train a few-shot styliser from the painted keyframes registered in an export folder "
-                    "(`stylepass keyframe add`): a small U-Net reading the render and its albedo, normal and "
-                    "depth passes learns the paintings from randomly cropped, scaled, turned and mirrored "
-                    "patches. The paintings are only read. The defaults gave a usable style in 8 minutes on a "
-                    "2-core CPU at 512x512 (docs/train-style.md).",
-        epilog=EPILOG,
-    )
+    parser = add_command(commands, HELP_TEXT, run_train_style)
     parser.add_argument("export", metavar="EXPORT", type=Path, help="export folder with painted keyframes")
     parser.add_argument("--out", metavar="MODEL_DIR", type=Path, required=True,
                         help="model dir to write (an existing model dir is replaced when training ends)")
