@@ -3,10 +3,10 @@ library only; Blender's process never imports torch).
 
 :class:`TrainStyleJob` runs ``python -m stylepass.core.cli train-style EXPORT --out MODEL
 --events`` in a child process and follows its ``@@stylepass`` progress lines
-(:mod:`..contract.headless_protocol`) without blocking: reader threads queue the child's output and
-:meth:`TrainStyleJob.steps` yields progress between polls, so the same job runs synchronously
-(background mode, tests) or from a modal operator's timer. Cancelling sends SIGINT: the child
-finishes its step, writes a checkpoint and exits 130; the next job resumes from it.
+(:mod:`..contract.headless_protocol`) without blocking: reader threads (:mod:`.child_output`) queue
+the child's output and :meth:`TrainStyleJob.steps` yields progress between polls, so the same job
+runs synchronously (background mode, tests) or from a modal operator's timer. Cancelling sends
+SIGINT: the child finishes its step, writes a checkpoint and exits 130; the next job resumes from it.
 
 Folders: the model goes to ``EXPORT/styles/NAME/``, its work folder (checkpoints, the preview
 PNG rewritten while it trains) to ``EXPORT/styles/NAME.run/``.
@@ -14,14 +14,12 @@ PNG rewritten while it trains) to ``EXPORT/styles/NAME.run/``.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import os
 import queue
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +27,12 @@ from pathlib import Path
 from ..contract.exit_codes import ExitCode
 from ..contract.headless_protocol import BadInputError, JobCancelled, JobError, decode_event
 from ..contract.keyframes import list_keyframes
+from .child_output import ChildOutput
 
 STYLES_DIR = "styles"
 PREVIEW_NAME = "preview.png"
 CHECKPOINT_POINTER = Path("checkpoints") / "latest.json"
 SETTINGS_NAME = "settings.json"  # written by stylepass.training.loop.train_style: the paintings a run started on
-STDERR_LINES = 30
 CLI_MODULE = "stylepass.core.cli"
 _running: set[TrainStyleJob] = set()
 
@@ -120,28 +118,11 @@ class TrainStyleJob:
         self.argv = argv
         self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
                                          env={**os.environ, **(env or {})}, errors="replace")
-        self._events: queue.Queue[dict] = queue.Queue()
-        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._output = ChildOutput(self._process, decode_event)  # its events and last stderr lines
         self._cancelled = False
         self.result: dict | None = None  # the "done" event: model, preview, message
         self._error: str | None = None
-        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
-                         threading.Thread(target=self._read_stderr, daemon=True)]
-        for reader in self._readers:
-            reader.start()
         _running.add(self)
-
-    def _read_stdout(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            event = decode_event(line.rstrip("\n"))
-            if event is not None:
-                self._events.put(event)
-
-    def _read_stderr(self) -> None:
-        assert self._process.stderr is not None
-        for line in self._process.stderr:
-            self._stderr.append(line.rstrip("\n"))
 
     def cancel(self) -> None:
         """Ask the child to stop after its current step (it writes a checkpoint, exits 130)."""
@@ -162,8 +143,7 @@ class TrainStyleJob:
             while True:
                 finished = self._process.poll() is not None
                 if finished:
-                    for reader in self._readers:
-                        reader.join(timeout=5)
+                    self._output.join(timeout=5)
                 progress = self._drain(progress)
                 if finished:
                     break
@@ -178,7 +158,7 @@ class TrainStyleJob:
     def _drain(self, progress: TrainingProgress) -> TrainingProgress:
         while True:
             try:
-                event = self._events.get_nowait()
+                event = self._output.messages.get_nowait()
             except queue.Empty:
                 return progress
             kind = event.get("event")
@@ -198,7 +178,7 @@ class TrainStyleJob:
             return
         if code == ExitCode.CANCELLED:
             raise JobCancelled
-        message = self._error or "\n".join(self._stderr) or "(it printed nothing)"
+        message = self._error or "\n".join(self._output.stderr_tail) or "(it printed nothing)"
         if code == ExitCode.BAD_INPUT:
             raise BadInputError(message)
         raise JobError(f"training the style failed (exit code {code}):\n{message}")

@@ -2,18 +2,16 @@
 
 Starts ``python -m stylepass.core.inference.worker`` in the core's Python, waits for its ready
 line, sends requests and collects replies without blocking Blender: a reader thread
-queues the worker's stdout lines; ``poll`` hands them out, ``pending`` follows one
-request as a generator (a modal operator advances it from a timer), ``call`` blocks. A
+(:mod:`.child_output`) queues the worker's stdout lines; ``poll`` hands them out, ``pending``
+follows one request as a generator (a modal operator advances it from a timer), ``call`` blocks. A
 worker that dies is reported with the last lines it wrote to stderr, and Blender goes on.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import queue
 import subprocess
-import threading
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -21,8 +19,7 @@ from typing import Any
 
 from ..contract.headless_protocol import JobError
 from ..contract.worker_protocol import WORKER_MODULE, decode, encode
-
-STDERR_LINES = 30
+from .child_output import ChildOutput
 
 
 class WorkerError(JobError):
@@ -48,24 +45,9 @@ class WorkerClient:
         self._process = subprocess.Popen(
             [str(self.python), "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, bufsize=1, env={**os.environ, **(env or {})})
-        self._messages: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._output = ChildOutput(self._process, decode)  # its messages and last stderr lines
         self._next_id = 0
         self.ready: dict[str, Any] | None = None
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-
-    def _read_stdout(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            message = decode(line)
-            if message is not None:
-                self._messages.put(message)
-
-    def _read_stderr(self) -> None:
-        assert self._process.stderr is not None
-        for line in self._process.stderr:
-            self._stderr.append(line.rstrip("\n"))
 
     @property
     def alive(self) -> bool:
@@ -73,8 +55,8 @@ class WorkerClient:
 
     def _died(self) -> WorkerError:
         self._process.wait(timeout=5)
-        time.sleep(0.05)  # let the stderr reader catch the last lines
-        tail = "\n".join(self._stderr) or "(it printed nothing)"
+        self._output.join(timeout=5)  # the readers catch the last lines
+        tail = "\n".join(self._output.stderr_tail) or "(it printed nothing)"
         return WorkerError(f"the stylise worker ({self.python}) stopped with exit code "
                            f"{self._process.returncode}:\n{tail}")
 
@@ -86,14 +68,14 @@ class WorkerClient:
         messages = []
         while True:
             try:
-                message = self._messages.get_nowait()
+                message = self._output.messages.get_nowait()
             except queue.Empty:
                 break
             if message.get("event") == "ready":
                 self.ready = message
             else:
                 messages.append(message)
-        if not messages and not self.alive and self._messages.empty():
+        if not messages and not self.alive and self._output.messages.empty():
             raise self._died()
         return messages
 
