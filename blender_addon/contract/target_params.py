@@ -31,6 +31,10 @@ def is_positive_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
+def is_number_in(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
 TARGET_PARAMS: dict[str, dict[str, Param]] = {
     "enhance": {"samples": Param(128, "an integer >= 1", is_int_at_least(1))},
     "toon": {
@@ -39,10 +43,17 @@ TARGET_PARAMS: dict[str, dict[str, Param]] = {
         # Eevee renders slowly through software GL; flat bands need few samples (8 looks as 32 does)
         "samples": Param(8, "an integer >= 1", is_int_at_least(1)),
     },
+    # Brush strokes that read as paint at 256 px: a wide anisotropic Kuwahara whose strokes follow the
+    # image's edges (full sharpness and eccentricity), and AgX's Punchy look, so the colours are those
+    # of paint rather than of a washed-out render.
     "painterly": {
-        "size": Param(6, "an integer >= 1 (pixels)", is_int_at_least(1)),
+        "size": Param(14, "an integer >= 1 (pixels)", is_int_at_least(1)),
         "variation": Param("anisotropic", " or ".join(KUWAHARA_VARIATIONS),
                            lambda value: value in KUWAHARA_VARIATIONS),
+        "sharpness": Param(1.0, "a number from 0 to 1", is_number_in(0.0, 1.0)),
+        "eccentricity": Param(2.0, "a number from 0 to 2", is_number_in(0.0, 2.0)),
+        "look": Param("AgX - Punchy", "a look of the scene's view transform, or \"scene\" for the scene's own",
+                      lambda value: isinstance(value, str) and bool(value)),
         "samples": Param(32, "an integer >= 1", is_int_at_least(1)),
     },
     "sketch": {"line_thickness": Param(1.5, "a number of pixels > 0", is_positive_number)},

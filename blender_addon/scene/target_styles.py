@@ -9,8 +9,9 @@ target image of the same frame. ``input_render_settings`` sets the scene up for 
   the export's Combined pass.
 - ``toon``: Eevee with each material replaced, for the render, by its base colour times a
   banded (Shader to RGB + constant colour ramp) diffuse light, plus Freestyle lines.
-- ``painterly``: Cycles as for ``enhance`` (fewer samples), through the Kuwahara compositor
-  filter, composited in a throwaway scene so the user's compositor is never touched.
+- ``painterly``: Cycles as for ``enhance`` (fewer samples), through the anisotropic Kuwahara
+  compositor filter (wide, strokes along the edges) with a look of the view transform (AgX's
+  Punchy by default), composited in a throwaway scene so the user's compositor is never touched.
 - ``sketch``: Freestyle lines (dark grey) on paper white: every surface and the world are
   white emission for the render.
 
@@ -318,11 +319,24 @@ def set_constant_bands(ramp: bpy.types.ColorRamp, bands: int) -> None:
 def _render_painterly(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, out_path: Path,
                       params: dict[str, Any]) -> None:
     with cycles_full_gi(scene, params["samples"]), compositing_scene(scene) as compositor:
+        set_look(compositor, params["look"])
         with temporary_compositor(compositor) as (tree, final_image):
             add_kuwahara_chain(tree, final_image, scene, view_layer, params)
             bpy.ops.render.render(scene=compositor.name)
         with png_output(compositor):
             save_render_result(compositor, out_path)
+
+
+def set_look(scene: bpy.types.Scene, look: str) -> None:
+    """Give ``scene`` the view transform's ``look`` ("scene": leave it as it is); ValueError naming the
+    looks there are."""
+    if look == "scene":
+        return
+    try:
+        scene.view_settings.look = look
+    except TypeError as error:  # Blender's message lists the looks of this view transform
+        raise ValueError(f"target 'painterly' parameter 'look' is {look!r}: not a look of the view transform "
+                         f"{scene.view_settings.view_transform!r} ({error})") from None
 
 
 @contextmanager
@@ -358,6 +372,8 @@ def add_kuwahara_chain(tree: bpy.types.NodeTree, final_image: bpy.types.NodeSock
     layers.layer = view_layer.name
     kuwahara = tree.nodes.new("CompositorNodeKuwahara")
     kuwahara.inputs["Size"].default_value = params["size"]
+    kuwahara.inputs["Sharpness"].default_value = params["sharpness"]
+    kuwahara.inputs["Eccentricity"].default_value = params["eccentricity"]
     set_kuwahara_variation(kuwahara, params["variation"])
     tree.links.new(layers.outputs["Image"], kuwahara.inputs["Image"])
     tree.links.new(kuwahara.outputs["Image"], final_image)

@@ -174,7 +174,10 @@ def targets(addon, tmp_path_factory) -> dict[str, object]:
     folder = tmp_path_factory.mktemp("targets")
     before = scene_state(scene, view_layer)
     paths = {kind: folder / f"{kind}.{'exr' if kind == 'enhance' else 'png'}" for kind in styles.TARGET_KINDS}
-    params = {"enhance": {"samples": 16}, "painterly": {"samples": 16}, "toon": {"bands": TOON_BANDS}}
+    # painterly at the size the shipped recipe used for 128-256 px frames (these are 192x108), in the
+    # scene's own colours (the default look has a test of its own)
+    params = {"enhance": {"samples": 16}, "painterly": {"samples": 16, "size": 6, "look": "scene"},
+              "toon": {"bands": TOON_BANDS}}
     for kind, path in paths.items():
         styles.render_target(scene, view_layer, kind, path, params.get(kind))
     after = scene_state(scene, view_layer)
@@ -332,6 +335,23 @@ def test_painterly_filters_the_render_but_keeps_its_colours(pixels):
     assert np.abs(painted[objects].mean(axis=0) - plain[objects].mean(axis=0)).max() < 0.03
 
 
+def test_painterly_default_look_is_punchier_than_no_look(targets, pixels, tmp_path):
+    """The scene here already has the Punchy look (a user's setting), so the default gives the same
+    picture as "scene"; without any look the colours are flatter."""
+    render = target_styles().render_target
+    render(targets["scene"], targets["view_layer"], "painterly", tmp_path / "flat.png",
+           {"samples": 16, "size": 6, "look": "None"})
+    render(targets["scene"], targets["view_layer"], "painterly", tmp_path / "default.png", {"samples": 16, "size": 6})
+    bold, own = read_pixels(tmp_path / "default.png")[..., :3], read_pixels(tmp_path / "flat.png")[..., :3]
+    np.testing.assert_allclose(bold, pixels["painterly"][..., :3], atol=2 / 255)
+    objects = silhouettes(pixels["painterly"])
+    def colourfulness(image):  # chroma relative to brightness: deep colours rather than a washed-out render
+        rgb = image[objects]
+        return (rgb.max(axis=-1) - rgb.min(axis=-1)).mean() / rgb.mean()
+    assert colourfulness(bold) > 1.1 * colourfulness(own)
+    assert (bold[objects].argmax(axis=-1) == own[objects].argmax(axis=-1)).mean() > 0.8  # hues kept
+
+
 # --- input settings and bad requests ----------------------------------------------------------
 
 def test_input_render_settings_are_fast_and_temporary(demo_scene, addon):
@@ -357,6 +377,8 @@ def test_input_render_settings_are_fast_and_temporary(demo_scene, addon):
     ("toon", {"bands": 4, "colour": 1, "glow": 2},
      "unknown parameter\\(s\\) for target 'toon': colour, glow; allowed: bands, line_thickness, samples"),
     ("painterly", {"variation": "wet"}, "'variation' is 'wet': expected anisotropic or classic"),
+    ("painterly", {"eccentricity": 3}, "'eccentricity' is 3: expected a number from 0 to 2"),
+    ("painterly", {"look": "Sepia"}, "'look' is 'Sepia': not a look of the view transform"),
     ("enhance", {"samples": 0}, "'samples' is 0: expected an integer >= 1"),
 ])
 def test_bad_requests_are_refused_before_rendering(demo_scene, view_layer, tmp_path, kind, params, message):
