@@ -142,19 +142,31 @@ def append_jsonl(path: Path, obj: Any) -> None:
     """Append one JSON line to ``path`` with a single ``write`` on an O_APPEND descriptor.
 
     Farm tasks sharing an export folder append to the same manifest; one small write per
-    line keeps their lines whole on local and POSIX network filesystems.
+    line keeps their lines whole on local and POSIX network filesystems. When the file ends in a
+    line a killed writer left without its newline (a torn fragment, never ending in ``}``), the new
+    line starts on a line of its own, so it is never glued to the fragment; readers skip fragments.
     """
     line = (json.dumps(obj, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def is_torn_fragment(line: str) -> bool:
+    """Whether a JSON line that does not parse is what a killed writer left: the start of an object
+    that never reached its closing ``}`` (see :func:`append_jsonl`)."""
+    stripped = line.strip()
+    return stripped.startswith("{") and not stripped.endswith("}")
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping a torn last line left by a killed writer."""
+    """Read a JSON-lines file, skipping torn lines left by killed writers."""
     if not path.exists():
         return []
     rows = []

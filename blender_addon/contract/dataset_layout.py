@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic_files import write_json_atomic
+from .atomic_files import is_torn_fragment, write_json_atomic
 from .export_format import frame_stem
 from .headless_protocol import BadInputError
 
@@ -71,8 +71,9 @@ def read_pairs(dataset: Path, require_target: bool = True, missing_ok: bool = Fa
     """The rows of ``DATASET/pairs.jsonl`` in file order, each checked.
 
     A row is a JSON object with ``input``, ``split`` (one of :data:`SPLITS`), ``scene`` and, with
-    `require_target`, ``target``; other keys are kept. Blank lines are skipped, and so is a last
-    line without its newline that is not JSON (a writer killed mid-line).
+    `require_target`, ``target``; other keys are kept. Blank lines are skipped, and so are the
+    fragments of writers killed mid-line (:func:`~.atomic_files.is_torn_fragment`): the pairs they
+    were writing are made again by the next run.
 
     Raises:
         DatasetError: a row is not as above (naming the file and line), or there is no
@@ -83,8 +84,7 @@ def read_pairs(dataset: Path, require_target: bool = True, missing_ok: bool = Fa
         if missing_ok:
             return []
         raise DatasetError(f"{dataset} is not a paired dataset: {PAIRS_NAME} not found")
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     required = ("input", "target", "split", "scene") if require_target else ("input", "split", "scene")
     rows = []
     for number, line in enumerate(lines, start=1):
@@ -93,8 +93,8 @@ def read_pairs(dataset: Path, require_target: bool = True, missing_ok: bool = Fa
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            if number == len(lines) and not text.endswith("\n"):
-                break
+            if is_torn_fragment(line):
+                continue
             raise DatasetError(f"{path}:{number}: not JSON: {error}") from None
         if not isinstance(row, dict):
             raise DatasetError(f"{path}:{number}: expected a JSON object")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from stylepass.blender_addon.contract.atomic_files import append_jsonl, read_jsonl
 from stylepass.blender_addon.contract.dataset_layout import (
     PAIRS_NAME,
     DatasetError,
@@ -30,10 +31,23 @@ def test_rows_in_file_order_with_their_own_keys_skipping_blank_lines_and_a_torn_
     assert finished_pairs(tmp_path) == {("s", 2), ("s", 1)}
 
 
-def test_a_damaged_line_before_the_last_is_an_error_naming_it(tmp_path):
-    (tmp_path / PAIRS_NAME).write_text(json.dumps(row(1)) + "\n" + json.dumps(row(2))[:20] + "\n")
+def test_a_damaged_line_that_is_no_torn_fragment_is_an_error_naming_it(tmp_path):
+    damaged = json.dumps(row(2)).replace(",", "", 1)  # a whole line, edited by hand: not a killed writer's
+    (tmp_path / PAIRS_NAME).write_text(json.dumps(row(1)) + "\n" + damaged + "\n")
     with pytest.raises(DatasetError, match=f"{PAIRS_NAME}:2: not JSON"):
         read_pairs(tmp_path)
+
+
+def test_a_run_after_a_killed_writer_appends_a_whole_line_and_both_rows_read(tmp_path):
+    """A writer killed mid-line (or a full disk) leaves a fragment at the end; the resumed run's next
+    line must not be glued to it, or the pair list would be damaged for good."""
+    path = tmp_path / PAIRS_NAME
+    path.write_text(json.dumps(row(1)) + "\n" + json.dumps(row(2))[:20])
+    append_jsonl(path, row(3))
+    append_jsonl(path, row(4))
+    assert read_pairs(tmp_path) == [row(1), row(3), row(4)]
+    assert path.read_text().endswith("\n") and path.read_text().count("\n") == 4
+    assert [r["frame"] for r in read_jsonl(path)] == [1, 3, 4]
 
 
 def test_targets_are_required_unless_asked_otherwise(tmp_path):
