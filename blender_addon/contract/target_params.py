@@ -44,15 +44,15 @@ TARGET_PARAMS: dict[str, dict[str, Param]] = {
         "samples": Param(8, "an integer >= 1", is_int_at_least(1)),
     },
     # Brush strokes that read as paint at 256 px: a wide anisotropic Kuwahara whose strokes follow the
-    # image's edges (full sharpness and eccentricity), and AgX's Punchy look, so the colours are those
-    # of paint rather than of a washed-out render.
+    # image's edges (full sharpness and eccentricity), and (look "auto") AgX's Punchy look where the
+    # scene uses AgX, Blender's default, so the colours are those of paint, not of a washed-out render.
     "painterly": {
         "size": Param(14, "an integer >= 1 (pixels)", is_int_at_least(1)),
         "variation": Param("anisotropic", " or ".join(KUWAHARA_VARIATIONS),
                            lambda value: value in KUWAHARA_VARIATIONS),
         "sharpness": Param(1.0, "a number from 0 to 1", is_number_in(0.0, 1.0)),
         "eccentricity": Param(2.0, "a number from 0 to 2", is_number_in(0.0, 2.0)),
-        "look": Param("AgX - Punchy", "a look of the scene's view transform, or \"scene\" for the scene's own",
+        "look": Param("auto", "\"auto\", \"scene\" (the scene's own) or a look of the scene's view transform",
                       lambda value: isinstance(value, str) and bool(value)),
         "samples": Param(32, "an integer >= 1", is_int_at_least(1)),
     },

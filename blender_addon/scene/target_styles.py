@@ -327,9 +327,15 @@ def _render_painterly(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, o
             save_render_result(compositor, out_path)
 
 
+PAINTERLY_AGX_LOOK = "AgX - Punchy"  # look "auto" under AgX
+
+
 def set_look(scene: bpy.types.Scene, look: str) -> None:
-    """Give ``scene`` the view transform's ``look`` ("scene": leave it as it is); ValueError naming the
-    looks there are."""
+    """Give ``scene`` the view transform's ``look``: "scene" leaves it as it is, "auto" gives AgX's
+    Punchy look under AgX and leaves other view transforms' looks alone. ValueError for a look the
+    view transform does not have (Blender's message names those it has)."""
+    if look == "auto":
+        look = PAINTERLY_AGX_LOOK if scene.view_settings.view_transform == "AgX" else "scene"
     if look == "scene":
         return
     try:

@@ -336,8 +336,8 @@ def test_painterly_filters_the_render_but_keeps_its_colours(pixels):
 
 
 def test_painterly_default_look_is_punchier_than_no_look(targets, pixels, tmp_path):
-    """The scene here already has the Punchy look (a user's setting), so the default gives the same
-    picture as "scene"; without any look the colours are flatter."""
+    """The scene here (AgX) already has the Punchy look (a user's setting), so the default ("auto")
+    gives the same picture as "scene"; without any look the colours are flatter."""
     render = target_styles().render_target
     render(targets["scene"], targets["view_layer"], "painterly", tmp_path / "flat.png",
            {"samples": 16, "size": 6, "look": "None"})
@@ -350,6 +350,20 @@ def test_painterly_default_look_is_punchier_than_no_look(targets, pixels, tmp_pa
         return (rgb.max(axis=-1) - rgb.min(axis=-1)).mean() / rgb.mean()
     assert colourfulness(bold) > 1.1 * colourfulness(own)
     assert (bold[objects].argmax(axis=-1) == own[objects].argmax(axis=-1)).mean() > 0.8  # hues kept
+
+
+def test_painterly_default_look_leaves_other_view_transforms_alone(targets, tmp_path):
+    """AgX's Punchy look exists only under AgX: under Standard "auto" keeps the scene's own look."""
+    scene, render = targets["scene"], target_styles().render_target
+    before = (scene.view_settings.view_transform, scene.view_settings.look)
+    try:
+        scene.view_settings.view_transform = "Standard"
+        for look in ("auto", "scene"):
+            render(scene, targets["view_layer"], "painterly", tmp_path / f"{look}.png",
+                   {"samples": 16, "size": 6, "look": look})
+    finally:
+        scene.view_settings.view_transform, scene.view_settings.look = before
+    np.testing.assert_array_equal(read_pixels(tmp_path / "auto.png"), read_pixels(tmp_path / "scene.png"))
 
 
 # --- input settings and bad requests ----------------------------------------------------------
