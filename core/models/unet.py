@@ -20,10 +20,12 @@ from .norms import make_norm
 from .padding import crop_to, pad_to_multiple
 
 RESIDUAL_EPS = 1e-3  # the input is clamped to [eps, 1 - eps] before its logit (finite, +-6.9)
-# Demodulated output: softplus(bias) at the start, so the untrained model paints albedo x 1 + 0.02,
-# a flat-colour picture, and training learns the style's light on top of the surfaces' own colours.
-SHADING_START = 1.0
-BASE_START = 0.02
+# Demodulated output: softplus(bias) at the start, so the untrained model paints half the albedo and
+# half the render, and training learns, pixel by pixel, the style's light on the surfaces' own colours
+# and how much of the render to keep where the albedo pass is blind (metals, glass, emission).
+SHADING_START = 0.5
+RENDER_START = 0.5
+BASE_START = 0.01
 
 
 def level_width(base_width: int, level: int, max_multiplier: int = 8) -> int:
@@ -81,11 +83,12 @@ class UNetGenerator(nn.Module):
     - `residual`: the head's output is added to the input's logit before the sigmoid, and the head
       starts at zero: the untrained model is the identity, and training learns only what the style
       changes;
-    - `demodulated` (Deep Shading, Nalbach et al. 2017): the head predicts a shading s and a base b
-      (3 channels each, softplus, so >= 0) and the output is ``albedo * s + b`` in scene-linear,
-      tone-mapped to the model range. Surface colour comes straight from the albedo pass, so the
-      style's flat colours stay crisp and the render's reflections and noise do not leak through;
-      b carries what albedo cannot (sky, metals, emission), s the style's light and its lines.
+    - `demodulated` (Deep Shading, Nalbach et al. 2017): the head predicts a shading s, a render gain
+      g and a base b (3 channels each, softplus, so >= 0) and the output is
+      ``albedo * s + render * g + b`` in scene-linear, tone-mapped to the model range. Surface colour
+      comes straight from the albedo pass, so the style's flat colours stay crisp and the render's
+      reflections and noise need not leak through; g keeps the render where the albedo pass is blind
+      (metals, glass, emission: their Diffuse Color is black), b adds what neither has (lines, sky).
 
     With `edge_guides` the depth and normal edges of :mod:`.guides` (2 channels) join the inputs.
     """
@@ -120,7 +123,7 @@ class UNetGenerator(nn.Module):
             UpBlock(widths[level + 1], widths[level], widths[level], norm)
             for level in reversed(range(depth))
         )
-        self.head = nn.Conv2d(base_width, 6 if demodulated else 3, 3, padding=1)
+        self.head = nn.Conv2d(base_width, 9 if demodulated else 3, 3, padding=1)
         head_bias = self.head.bias
         assert head_bias is not None  # a Conv2d has one unless made with bias=False
         self.residual = residual
@@ -129,9 +132,10 @@ class UNetGenerator(nn.Module):
             nn.init.zeros_(head_bias)
         if demodulated:
             with torch.no_grad():
-                self.head.weight.mul_(0.1)  # start close to the flat albedo picture
+                self.head.weight.mul_(0.1)  # start close to the half-albedo, half-render picture
                 head_bias[:3] = _inverse_softplus(SHADING_START)
-                head_bias[3:] = _inverse_softplus(BASE_START)
+                head_bias[3:6] = _inverse_softplus(RENDER_START)
+                head_bias[6:] = _inverse_softplus(BASE_START)
 
     def _pass(self, gbuffers: torch.Tensor, name: str) -> torch.Tensor:
         start, stop = self.pass_slices[name]
@@ -164,8 +168,10 @@ class UNetGenerator(nn.Module):
         out = crop_to(self.head(h), size)
         if self.demodulated:
             assert gbuffers is not None
-            shading, base = F.softplus(out[:, :3].float()), F.softplus(out[:, 3:].float())
-            linear = self._pass(gbuffers, "albedo") * shading + base
+            shading, gain, base = F.softplus(out.float()).split(3, dim=1)
+            render = image.float().clamp(0.0, 1.0 - RESIDUAL_EPS)
+            render = render / (1.0 - render)  # the model range back to scene-linear
+            linear = self._pass(gbuffers, "albedo") * shading + render * gain + base
             return (linear / (1.0 + linear)).to(out.dtype)
         if self.residual:
             out = out + torch.logit(image.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))

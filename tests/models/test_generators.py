@@ -106,19 +106,19 @@ def test_residual_unet_starts_as_identity_and_learns_a_change() -> None:
     assert (model(image, gbuffers, material) - target).abs().mean() < before * 0.9
 
 
-def test_demodulated_unet_paints_the_albedo_and_keeps_its_colours() -> None:
-    """Untrained, the output is albedo x 1 + 0.02 tone-mapped (flat colours, no trace of the render);
-    the surface colour passes through exactly where the shading is learnt, e.g. a darker band."""
+def test_demodulated_unet_mixes_albedo_and_render_and_keeps_the_colours() -> None:
+    """Untrained, the output is half the albedo plus half the render plus 0.01, tone-mapped; with the
+    render's gain at zero the surface colour passes through exactly, e.g. under a darker band."""
     config = UNetConfig(gbuffer_passes=("normal", "albedo", "depth"), base_width=8, depth=3, demodulated=True)
     model = build_generator(config).eval()
     image, gbuffers, material = inputs(config, 21, 18)
     albedo = gbuffers[:, 3:6]
-    flat = (albedo + 0.02) / (1.0 + albedo + 0.02)
+    image = image.clamp(max=0.9)
+    start = 0.5 * albedo + 0.5 * image / (1 - image) + 0.01
     with torch.no_grad():
-        torch.testing.assert_close(model(image, gbuffers, material), flat, atol=0.03, rtol=0)
-        assert not torch.allclose(model(image.flip(-1), gbuffers, material), model(image, gbuffers, material))
-        model.head.weight.zero_()  # shading exactly 0.5, base exactly 0 (the biases' inverse softplus)
-        model.head.bias.copy_(torch.log(torch.expm1(torch.tensor([0.5, 0.5, 0.5, 1e-6, 1e-6, 1e-6]))))
+        torch.testing.assert_close(model(image, gbuffers, material), start / (1 + start), atol=0.03, rtol=0)
+        model.head.weight.zero_()  # shading exactly 0.5, gain and base exactly 0 (the biases' inverse softplus)
+        model.head.bias.copy_(torch.log(torch.expm1(torch.tensor([0.5] * 3 + [1e-6] * 6))))
         half = albedo * 0.5
         torch.testing.assert_close(model(image, gbuffers, material), half / (1 + half), atol=1e-5, rtol=0)
 
