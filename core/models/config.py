@@ -123,9 +123,15 @@ def model_config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
     return config
 
 
+# U-Net options added after model files were first shipped: written only when on, so that a model
+# that does not use them stays readable by the Stylepass versions before them (which refuse unknown keys).
+WRITTEN_ONLY_WHEN_ON = ("demodulated", "edge_guides")
+
+
 def model_config_to_dict(config: ModelConfig) -> dict[str, Any]:
-    """JSON/TOML-ready dict of a model config (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    """JSON/TOML-ready dict of a model config (tuples become lists; see WRITTEN_ONLY_WHEN_ON)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+            if not (k in WRITTEN_ONLY_WHEN_ON and v is False)}
 
 
 def build_generator(config: ModelConfig) -> nn.Module:

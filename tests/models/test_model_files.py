@@ -17,6 +17,7 @@ from stylepass.core.models import (
     build_generator,
     load_model,
     model_config_from_dict,
+    model_config_to_dict,
     save_model,
 )
 from stylepass.core.models.serialization import MODEL_CONFIG, MODEL_WEIGHTS
@@ -73,6 +74,15 @@ def test_missing_files_and_mismatched_weights_are_explained(tmp_path: Path) -> N
     config_file.write_text(json.dumps(data))
     with pytest.raises(ModelFileError, match="does not match config.json"):
         load_model(tmp_path)
+
+
+def test_new_unet_options_are_written_only_when_on() -> None:
+    """A model that does not use them keeps the config.json keys earlier versions read."""
+    plain = model_config_to_dict(UNetConfig(gbuffer_passes=("albedo", "normal", "depth")))
+    assert "demodulated" not in plain and "edge_guides" not in plain and plain["residual"] is False
+    on = UNetConfig(gbuffer_passes=("albedo", "normal", "depth"), demodulated=True, edge_guides=True)
+    assert model_config_to_dict(on)["demodulated"] is True and model_config_from_dict(model_config_to_dict(on)) == on
+    assert model_config_from_dict(plain) == UNetConfig(gbuffer_passes=("albedo", "normal", "depth"))
 
 
 def test_model_config_rejects_unknown_keys_and_bad_values() -> None:
