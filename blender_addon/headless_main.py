@@ -3,7 +3,7 @@
     PYTHON_WITH_BPY headless_main.py -- JOB [job options]
     blender -b --factory-startup --python headless_main.py -- JOB [job options]
 
-``JOB`` is ``export``, ``dataset``, ``compose`` or ``denoise`` (see ``<job>_job.py``). This file
+``JOB`` is ``export``, ``dataset``, ``compose`` or ``denoise`` (see ``headless/<job>_job.py``). This file
 registers the add-on from the folder it lives in, runs the job, reports progress on
 stdout as ``headless_protocol`` events and exits with an ``exit_codes.ExitCode``.
 """

@@ -6,16 +6,15 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from stylepass.core.cli import bench_command
-from stylepass.core.cli import train_command as training_cli
-
 from . import (
+    bench_command,
     compose_command,
     dataset_command,
     evaluate_command,
     export_command,
     keyframe_command,
     stylise_command,
+    train_command,
     train_preset_command,
     train_style_command,
 )
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylise_command.register(commands)
     compose_command.register(commands)
     evaluate_command.register(commands)
-    training_cli.register(commands)
+    train_command.register(commands)
     train_preset_command.register(commands)
     bench_command.register(commands)
     return parser

@@ -54,7 +54,7 @@ HELP_TEXT = CommandText(
     description="""
         Run MODEL on every pair of a split of DATASET (whole frames, as `stylepass stylise` does)
         and compare output, untouched input and, for enhance datasets, Blender's Denoise node on the
-        input, with the targets: PSNR and SSIM per pair, per scene and on average. Writes a JSON
+        input, with the targets: PSNR, SSIM and fine-detail ratio per pair, per scene and on average. Writes a JSON
         report and a side-by-side PNG.""",
     epilog=EPILOG,
 )

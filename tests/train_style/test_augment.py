@@ -1,4 +1,4 @@
-"""Augmentation keeps a frame's passes consistent with each other (training.augment)."""
+"""Augmentation keeps a frame's passes consistent with each other (training.data.augment)."""
 
 from __future__ import annotations
 

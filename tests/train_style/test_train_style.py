@@ -1,4 +1,4 @@
-"""`stylepass train-style`: a custom style from painted keyframes (training.train_style and its CLI).
+"""`stylepass train-style`: a custom style from painted keyframes (training.loop.train_style and its CLI).
 
 The painting is synthetic (see ``synthetic.py``): a strong colour grade, hatching that follows
 the shading and outlines on depth and normal edges, painted on frame 1 only. Its ground truth

@@ -1,7 +1,7 @@
 """Throughput of one training config on a device: inference time per frame, training steps/s,
 peak GPU memory (the whole suite, with baselines, is ``stylepass bench``: :mod:`.run`). Random
 tensors of the config's shapes stand in for data, and the training step is the training loop's
-own :class:`.step.TrainingStep`, so the figures are those of ``stylepass train`` without data
+own :class:`..loop.step.TrainingStep`, so the figures are those of ``stylepass train`` without data
 loading::
 
     python -m stylepass.training.bench.train_config CONFIG [--device cuda] [--frame 1080x1920] [--steps 20]
