@@ -16,6 +16,9 @@ code  meaning                                                      what to do
 5     training stopped on a non-finite loss                        see the named last good
                                                                    checkpoint; lower the
                                                                    learning rate
+6     train-preset: the new model misses a quality bar of          look at the named sheet; train
+      bars.toml (the shipped preset is left as it was)             longer or change the recipe,
+                                                                   or --accept-worse
 130   cancelled (Ctrl-C, SIGTERM)                                  run the same command again to
                                                                    resume
 ====  ===========================================================  ===============================
@@ -35,4 +38,5 @@ class ExitCode(enum.IntEnum):
     OUTPUT_UNWRITABLE = 3  # the output folder cannot be written
     NO_BLENDER = 4        # the requested Blender is not installed or does not start
     DIVERGED = 5          # training stopped on a non-finite loss (the last good checkpoint is kept)
+    BARS_MISSED = 6       # train-preset: the new model misses a quality bar; nothing was installed
     CANCELLED = 130       # interrupted (Ctrl-C / SIGTERM); re-run the same command to resume

@@ -43,9 +43,9 @@ def run_train_preset(args: argparse.Namespace) -> int:
     """Rebuild presets/NAME from scratch: render its dataset (dataset.toml), train (train.toml), export
     onto presets/NAME/model/, score it on held-out real assets (real_assets.toml), write CARD.md and
     thumbnail.png. Work files go to .build/presets/NAME/; the same command again resumes every stage.
-    A model that misses a bar of presets/NAME/bars.toml on the real assets is not installed (exit 1)
-    unless --accept-worse is given. Exit codes: 0 done, 1 a stage failed or a bar missed, 2 no such
-    preset or a bad bars.toml, 4 not set up."""
+    A model that misses a bar of presets/NAME/bars.toml on the real assets is not installed (exit 6)
+    unless --accept-worse is given. Exit codes: 0 done, 1 a stage failed, 2 no such preset or a bad
+    option, train.toml or bars.toml, 4 not set up, 6 a bar missed."""
     from stylepass.training.presets.pipeline import PresetRequest, train_preset
 
     return train_preset(PresetRequest(

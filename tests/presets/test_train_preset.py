@@ -53,7 +53,7 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
     assert "min_detail_ratio = 0.7" in bars
     (preset / "bars.toml").write_text(bars + "min_psnr_db = 99.0\n")
 
-    refused = train_preset(presets, 4, expect=1)
+    refused = train_preset(presets, 4, expect=6)
     output = refused.stdout + refused.stderr
     assert "[bars] missed: scene_00000: PSNR" in output and "under the bar of 99.00 dB" in output, output[-3000:]
     assert "--accept-worse installs it anyway" in output
@@ -90,6 +90,7 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
         assert needed in card, f"{needed!r} missing from the card:\n{card}"
     report = json.loads((preset / "real_assets.json").read_text())
     assert report["count"] == 1 and report["model"]["family"] == "unet"
+    assert report["model"]["name"] == "sketch" and report["model"]["folder"] == str(model)
     assert f"| this model | {report['means']['model']['psnr']:.2f} |" in card
     assert "fine detail (output / target)" in card and f"{report['means']['model']['detail']:.2f} |" in card
     assert "Quality bars (`bars.toml`) missed (installed with `--accept-worse`)" in card
