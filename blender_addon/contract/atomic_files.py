@@ -166,7 +166,8 @@ def is_torn_fragment(line: str) -> bool:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping torn lines left by killed writers."""
+    """Read a JSON-lines file, skipping every line that is not JSON (torn lines of killed writers among
+    them; :func:`~.dataset_layout.read_pairs` is the strict reader that refuses other damage)."""
     if not path.exists():
         return []
     rows = []
