@@ -130,7 +130,7 @@ def setup_core_env() -> None:
     say(f"installing {TORCH_REQUIREMENT} (set STYLEPASS_TORCH to choose another build)")
     run([bin_python(VENV), "-m", "pip", "install", "-q", TORCH_REQUIREMENT])
     say("installing stylepass (editable), test tools and the ONNX export extra")
-    run([bin_python(VENV), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test,onnx]"])
+    run([bin_python(VENV), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
     mark_ready(VENV, stamp)
 
 

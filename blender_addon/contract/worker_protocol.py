@@ -1,19 +1,24 @@
 """The stylise worker's protocol (Blender-free): JSON lines on the worker's stdin/stdout.
 
-Blender never imports torch: the add-on starts a worker process in the core's Python
-(``python -m stylepass.core.inference.worker``) and talks to it one JSON object per line.
+Blender never imports torch or onnxruntime: the add-on starts a worker process (Blender's own
+Python with the extension's wheels, or a developer's venv) running
+``python -m stylepass.core.inference.worker`` and talks to it one JSON object per line.
 
 Worker -> client, once at start::
 
-    {"event": "ready", "torch": "2.13.0", "cuda": false, "devices": ["cpu"], "python": "/.../python"}
+    {"event": "ready", "onnxruntime": "1.32.0", "torch": "2.13.0" | null, "cuda": false, "devices": ["cpu"],
+     "python": "/.../python"}
+
+("cuda": whether ONNX Runtime has its CUDA provider; "torch": the installed version, not imported.)
 
 Client -> worker requests carry an ``id``; the worker answers each with exactly one final
 reply ``{"id": n, "ok": true, ...}`` or ``{"id": n, "ok": false, "error": "...", "kind": ERROR_KIND}``,
 possibly preceded by ``{"id": n, "event": "progress", "done": k, "total": t}`` lines:
 
 - ``{"id": n, "cmd": "load", "model": DIR}`` or ``{"id": n, "cmd": "load", "preset": NAME}``,
-  optional ``"device": "auto"|"cpu"|"cuda"`` and ``"tile": int|null``
-  -> ``{"ok": true, "model": {"name": str, "family": str, "passes": [...]}, "device": "cpu"}``
+  optional ``"device": "auto"|"cpu"|"cuda"|"cuda:N"``, ``"tile": int|null`` and
+  ``"engine": "onnx"|"torch"`` (default onnx) -> ``{"ok": true, "model": {"name": str, "family":
+  str, "passes": [...], "runtime": "onnxruntime 1.32.0 (CPUExecutionProvider)"}, "device": "cpu"}``
 - ``{"id": n, "cmd": "stylise", "input": EXR, "output": EXR, "preview": PNG|null}``: one
   exported frame in, a stylised scene-linear half-float EXR (and an sRGB preview) out,
   written atomically -> ``{"ok": true, "output": EXR, "seconds": float, "timings": {"read": s,
@@ -21,8 +26,8 @@ possibly preceded by ``{"id": n, "event": "progress", "done": k, "total": t}`` l
 - ``{"id": n, "cmd": "shutdown"}`` -> ``{"ok": true}``, then the worker exits.
 
 Anything the worker prints that is not such a line (warnings, tracebacks) goes to stderr.
-A worker whose Python cannot import torch exits with :data:`NO_TORCH_EXIT_CODE` before the ready
-line, with one line on stderr saying so.
+A worker whose Python cannot import onnxruntime exits with :data:`NO_RUNTIME_EXIT_CODE` before the
+ready line, with one line on stderr saying so.
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ import json
 from typing import Any
 
 WORKER_MODULE = "stylepass.core.inference.worker"
-NO_TORCH_EXIT_CODE = 3  # the worker's exit status when torch cannot be imported
+NO_RUNTIME_EXIT_CODE = 3  # the worker's exit status when onnxruntime cannot be imported
+
+ENGINES = ("onnx", "torch")  # what runs a model: ONNX Runtime (the default) or torch
 
 # Values of "kind" in an error reply, so the add-on can offer the right fix.
 ERROR_KINDS = (
     "bad_request",     # malformed or unknown command
-    "bad_model",       # model folder or preset missing, not safetensors, bad config
+    "bad_model",       # model folder or preset missing, not a Stylepass model, not safetensors, bad config
     "no_cuda",         # CUDA asked for but not available: offer the CPU
     "missing_passes",  # the frame lacks passes the model needs: offer "Set up passes"
     "bad_input",       # the frame cannot be read

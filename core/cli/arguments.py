@@ -4,14 +4,16 @@ must not wait for torch)."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from stylepass.blender_addon.contract.worker_protocol import ENGINES
 
 from .blender_runtime import SUPPORTED_VERSIONS
 
 Handler = Callable[[argparse.Namespace], int]  # runs a parsed command; returns its exit code
 
-DEVICES = ("auto", "cuda", "cpu")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,21 @@ def add_blender_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show Blender's own output")
 
 
+def device_name(text: str) -> str:
+    """An argparse type: "auto", "cpu", "cuda" or "cuda:N", else an error naming them."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda or cuda:N")
+    return text
+
+
 def add_device_argument(parser: argparse.ArgumentParser,
-                        help: str = "where the model runs (default: auto, CUDA when available)") -> None:
-    """``--device auto|cuda|cpu`` (default auto: CUDA when torch has it, else the CPU)."""
-    parser.add_argument("--device", choices=DEVICES, default="auto", help=help)
+                        help: str = "where the model runs: auto (CUDA when available), cpu, cuda or cuda:N") -> None:
+    """``--device auto|cpu|cuda|cuda:N`` (default auto: CUDA when the runtime has it, else the CPU)."""
+    parser.add_argument("--device", type=device_name, default="auto", metavar="DEVICE", help=help)
+
+
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    """``--engine onnx|torch`` (default onnx: ONNX Runtime on the model's model.onnx)."""
+    parser.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
+                        help="what runs the model: onnx (ONNX Runtime on model.onnx, written from the weights when "
+                             "missing; the default) or torch (the weights in torch, as training does)")

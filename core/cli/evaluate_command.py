@@ -16,7 +16,7 @@ from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from ..io.dataset_tools import EVALUATIONS_FOLDER
-from .arguments import CommandText, add_blender_arguments, add_command, add_device_argument
+from .arguments import CommandText, add_blender_arguments, add_command, add_device_argument, add_engine_argument
 from .blender_job import make_console, run_blender_job
 from .interrupts import run_model_command
 
@@ -70,6 +70,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="val", help="the split to evaluate (default: val, the held-out scenes)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: DATASET/evaluation/<model name>)")
     add_device_argument(parser)
+    add_engine_argument(parser)
     parser.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=None,
                         help="run the Denoise baseline in Blender (default: on for enhance datasets, off otherwise)")
     parser.add_argument("--limit", metavar="N", type=_positive, help="evaluate only the first N pairs of the split")
@@ -131,10 +132,11 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     identity = evaluate.dataset_identity(dataset)
     kind = evaluate.target_kind(identity)
     model_dir, name = resolve_model(args.model)
-    styliser = load_styliser(model_dir, args.device, name=name)
+    styliser = load_styliser(model_dir, args.device, name=name, engine=args.engine)
     out = Path(args.out) if args.out else dataset / EVALUATIONS_FOLDER / name
     denoise = args.denoise if args.denoise is not None else kind == "enhance"
-    console.print(f"model {styliser.name} ({styliser.config.family}) on {styliser.device}; {len(pairs)} pair(s) of "
+    console.print(f"model {styliser.name} ({styliser.family}) in {styliser.runtime} on {styliser.device}; "
+                  f"{len(pairs)} pair(s) of "
                   f"split {args.split!r} of {dataset} (target: {kind or 'unknown'})"
                   f"{'; Denoise baseline in Blender' if denoise else ''} -> {out}", markup=False, highlight=False)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +160,7 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     model = {"name": styliser.name, "folder": str(model_dir.resolve()), "id": styliser.model_id,
              **styliser.describe()}
     report = evaluate.build_report(result, model=model, dataset=dataset, identity=identity, split=args.split,
-                                   device=str(styliser.device), denoise=denoise_info, sheet=SHEET_NAME)
+                                   device=styliser.device, denoise=denoise_info, sheet=SHEET_NAME)
     write_json_atomic(out / REPORT_NAME, report)
     from stylepass.core.io.atomic_image import save_png_atomic
 

@@ -23,7 +23,7 @@ def run_model_command(console: Console, body: Callable[[], int], *, cannot_write
     OUTPUT_UNWRITABLE (``"<cannot_write>: <error>"``), Ctrl-C or SIGTERM CANCELLED (``"cancelled:
     <on_cancel>"``).
     """
-    from stylepass.core.inference.stylise import StyliseError  # torch loads here, not when the CLI starts
+    from stylepass.core.inference.stylise import StyliseError  # numpy and OpenEXR load here, not when the CLI starts
 
     try:
         with handled_signals(raise_keyboard_interrupt, (signal.SIGTERM,)):  # the previous handler comes back

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
-from .arguments import CommandText, add_command, add_device_argument
+from .arguments import CommandText, add_command, add_device_argument, add_engine_argument
 from .blender_job import make_console, print_warning
 from .interrupts import run_model_command
 
@@ -28,6 +28,7 @@ exit codes:
   0    every frame is stylised
   1    unexpected failure, or out of memory even with the smallest tiles
   2    bad input: model, preset, frame, missing passes, option, or CUDA asked for but missing
+       (a model folder without an up-to-date model.onnx needs torch to write one)
   3    the output folder cannot be written
   130  cancelled; run the same command again to resume
 """
@@ -50,11 +51,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = add_command(commands, HELP_TEXT, run_stylise)
     parser.add_argument("input", metavar="INPUT", help="an export EXR (sidecar beside it) or an export folder")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="DIR", help="model folder (model.safetensors + config.json)")
+    source.add_argument("--model", metavar="DIR",
+                        help="model folder (model.onnx, and/or model.safetensors + config.json)")
     source.add_argument("--preset", metavar="NAME",
                         help="a preset's trained model: presets/NAME/model/ ($STYLEPASS_PRESETS overrides presets/)")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     add_device_argument(parser)
+    add_engine_argument(parser)
     parser.add_argument("--tile", metavar="N", type=int,
                         help="run in overlapping N x N tiles (default: whole frames up to 2048x2048, "
                              "1024 tiles above; smaller tiles on GPU out-of-memory)")
@@ -65,13 +68,12 @@ def run_stylise(args: argparse.Namespace) -> int:
     console = make_console()
 
     def stylise_all() -> int:
-        # torch loads here, not when the CLI starts: the other commands do not need it.
         from ..inference.stylise import frame_jobs, load_styliser, resolve_model_dir
 
         jobs = frame_jobs(args.input, args.out)
         model_dir = resolve_model_dir(args.model, args.preset)
-        styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset)
-        console.print(f"model {styliser.name} ({styliser.config.family}) on {styliser.device}; "
+        styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset, engine=args.engine)
+        console.print(f"model {styliser.name} ({styliser.family}) in {styliser.runtime} on {styliser.device}; "
                       f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
         return _stylise_all(styliser, jobs, Path(args.out), console)
 

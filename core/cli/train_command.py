@@ -115,8 +115,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     """Export the newest checkpoint of a run (or a model dir) as model.safetensors + config.json;
     with --onnx also model.onnx (dynamic size, checked in onnxruntime within 1e-3)."""
+    from stylepass.core.inference.onnx_export import OnnxMismatchError, OnnxUnavailableError
     from stylepass.training.deploy.export import export_model
-    from stylepass.training.deploy.onnx_export import OnnxMismatchError, OnnxUnavailableError
 
     refused: tuple[type[Exception], ...] = (OnnxUnavailableError, *input_errors())
     try:

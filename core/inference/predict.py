@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..io.colour import inverse_tonemap
 from ..models.config import ModelConfig
-from ..models.inputs import frame_to_tensors, inverse_tonemap
+from ..models.inputs import frame_to_tensors
 from .tiling import tiled_apply
 
 

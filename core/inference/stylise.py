@@ -1,18 +1,24 @@
-"""Stylise exported G-buffer frames with a trained model (Blender-free).
+"""Stylise exported G-buffer frames with a trained model (Blender-free, torch-free).
 
 Used by ``stylepass stylise`` (:mod:`stylepass.core.cli.stylise_command`) and by the worker
 process the Blender add-on talks to (:mod:`stylepass.core.inference.worker`).
 
+Runtimes. A :class:`Styliser` runs a model folder's generator on frames. Two runtimes implement
+it: ONNX Runtime on the folder's ``model.onnx`` (:mod:`.onnx_styliser`, numpy only: the default,
+and all the Blender extension ships) and torch on its ``model.safetensors``
+(:mod:`.torch_styliser`, what training uses). They agree within 1e-3 in the model range, tiled or
+not. :func:`load_styliser` picks one.
+
 Colour. A frame's beauty is scene-linear HDR RGB (3, H, W), >= 0. It enters the model through
 the model's tone map ``y = x / (1 + x)`` (model range [0, 1)), the model's output is clamped to
 [0, 1] and mapped back with the inverse ``x = y / (1 - y)`` (see
-:mod:`stylepass.core.models.inputs`), so the result is scene-linear HDR again, in [0, 1e4], and
+:mod:`stylepass.core.io.colour`), so the result is scene-linear HDR again, in [0, 1e4], and
 Blender's view transform applies to it as to any render. It is written as a single-part
 half-float EXR with channels R, G, B of the input's size, plus an 8-bit sRGB PNG preview
 (:func:`stylepass.core.io.preview_images.linear_to_srgb8`). Both are written atomically.
 
 Memory. Large frames run in overlapping, blended tiles (:mod:`stylepass.core.inference.tiling`).
-When the GPU runs out of memory, the frame is tried again with tiles of half the size, down to
+When the device runs out of memory, the frame is tried again with tiles of half the size, down to
 the smallest tile the model can use; then :class:`StyliseError` (kind ``out_of_memory``) says so.
 
 Errors are :class:`StyliseError` whose ``kind`` is one of the worker protocol's
@@ -21,10 +27,10 @@ Errors are :class:`StyliseError` whose ``kind`` is one of the worker protocol's
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +38,9 @@ from typing import Any
 
 import numpy as np
 import OpenEXR
-import torch
-from torch import nn
 
 from stylepass.blender_addon.contract.atomic_files import append_jsonl, partials_of, read_jsonl, write_atomic
-from stylepass.blender_addon.contract.worker_protocol import BAD_INPUT_KINDS, ERROR_KINDS
+from stylepass.blender_addon.contract.worker_protocol import BAD_INPUT_KINDS, ENGINES, ERROR_KINDS
 
 from ..io.atomic_image import save_png_atomic
 from ..io.exr_file import write_exr
@@ -45,20 +49,18 @@ from ..io.gbuffer import (
     GBufferFrame,
     MissingPassError,
     exported_frames,
+    missing_passes,
     read_gbuffer,
     read_sidecar,
     sidecar_path,
 )
+from ..io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL
 from ..io.preview_images import linear_to_srgb8
-from ..models.config import ConfigError, ModelConfig
-from ..models.inputs import missing_passes
-from ..models.serialization import MODEL_CONFIG, MODEL_WEIGHTS, ModelFileError, load_model
-from .predict import resolve_device, stylise_frame
 from .tiling import tile_spans
 
 PRESETS_ENV = "STYLEPASS_PRESETS"  # overrides the presets folder
 REPO_PRESETS = Path(__file__).resolve().parents[2] / "presets"
-PRESET_MODEL_FOLDER = "model"  # presets/NAME/model/ holds model.safetensors + config.json
+PRESET_MODEL_FOLDER = "model"  # presets/NAME/model/ holds model.onnx, model.safetensors + config.json
 OUTPUT_MANIFEST = "manifest.jsonl"  # one line per finished frame in the output folder
 OUTPUT_PREFIX = "stylised_"
 TILE_OVERLAP = 32  # pixels shared by neighbouring tiles, blended with linear ramps
@@ -66,7 +68,6 @@ TILE_CONTEXT = 32  # pixels around a tile the model also sees, so its padding ef
 MIN_TILE = 64
 AUTO_TILE_PIXELS = 2048 * 2048  # frames larger than this run in tiles even when none is asked for
 AUTO_TILE = 1024
-OUT_OF_MEMORY_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)  # torch.cuda.OutOfMemoryError
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles in the frame)
 NoteCallback = Callable[[str], None]  # a message worth showing (e.g. the fallback to smaller tiles)
@@ -87,6 +88,10 @@ class StyliseError(RuntimeError):
         return self.kind in BAD_INPUT_KINDS
 
 
+class FrameOutOfMemory(Exception):
+    """A runtime ran out of memory on a frame or tile (raised by ``Styliser._run``; retried smaller)."""
+
+
 # ---------------------------------------------------------------------------------------
 # models
 
@@ -94,6 +99,12 @@ class StyliseError(RuntimeError):
 def presets_dir() -> Path:
     """The presets folder: ``$STYLEPASS_PRESETS`` if set, else ``<repo>/presets``."""
     return Path(os.environ.get(PRESETS_ENV) or REPO_PRESETS)
+
+
+def has_model(directory: Path) -> bool:
+    """Whether a folder holds a model one of the runtimes can run (ONNX, or safetensors + config)."""
+    return (directory / ONNX_MODEL).is_file() or (
+        (directory / MODEL_WEIGHTS).is_file() and (directory / MODEL_CONFIG).is_file())
 
 
 def resolve_model_dir(model: str | Path | None = None, preset: str | None = None) -> Path:
@@ -106,9 +117,9 @@ def resolve_model_dir(model: str | Path | None = None, preset: str | None = None
         raise StyliseError("give either a model folder or a preset name (one of them)", "bad_model")
     if model is not None:
         directory = Path(model)
-        if not directory.exists():  # a file is explained (or refused, if a pickle) by load_model
-            raise StyliseError(f"model folder not found: {directory}; it holds {MODEL_WEIGHTS} and "
-                               f"{MODEL_CONFIG} (write one with `stylepass export-model RUN --out DIR`)",
+        if not directory.exists():  # a file is explained (or refused, if a pickle) when loaded
+            raise StyliseError(f"model folder not found: {directory}; it holds {ONNX_MODEL} and/or {MODEL_WEIGHTS} "
+                               f"+ {MODEL_CONFIG} (write one with `stylepass export-model RUN --out DIR --onnx`)",
                                "bad_model")
         return directory
     assert preset is not None
@@ -118,39 +129,14 @@ def resolve_model_dir(model: str | Path | None = None, preset: str | None = None
         raise StyliseError(f"no preset {preset!r} in {root}; presets there: {', '.join(known) or 'none'}",
                            "bad_model")
     directory = root / preset / PRESET_MODEL_FOLDER
-    if not (directory / MODEL_WEIGHTS).is_file() or not (directory / MODEL_CONFIG).is_file():
+    if not has_model(directory):
         raise StyliseError(
-            f"preset {preset!r} has no trained model yet (expected {directory / MODEL_WEIGHTS} and "
-            f"{MODEL_CONFIG}): train one with `stylepass train` and write it there with "
-            f"`stylepass export-model RUN --out {directory}`, or pass a model folder instead",
+            f"preset {preset!r} has no trained model yet (expected {directory / ONNX_MODEL}, or "
+            f"{MODEL_WEIGHTS} + {MODEL_CONFIG}): train one with `stylepass train-preset {preset}`, "
+            "or pass a model folder instead",
             "bad_model",
         )
     return directory
-
-
-def pick_device(requested: str) -> torch.device:
-    """``auto`` (CUDA when available, else the CPU), ``cpu`` or ``cuda[:N]`` as a torch.device.
-
-    Raises StyliseError: kind ``no_cuda`` when CUDA is asked for but unavailable, ``bad_request``
-    for an unknown device name.
-    """
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return resolve_device(requested)
-    except RuntimeError as error:
-        raise StyliseError(str(error), "no_cuda" if requested.startswith("cuda") else "bad_request") from None
-
-
-def weights_digest(path: Path) -> str:
-    """Short sha256 of a weights file: tells outputs of different models apart on resume."""
-    with Path(path).open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
-
-
-def smallest_tile(model: nn.Module, overlap: int = TILE_OVERLAP) -> int:
-    """The smallest tile a model can run in: tiles start on its 2^depth grid and must overlap."""
-    return max(MIN_TILE, int(getattr(model, "multiple", 1)) + overlap)
 
 
 def smaller_tile(tile: int | None, height: int, width: int, floor: int) -> int | None:
@@ -172,27 +158,12 @@ def tile_count(height: int, width: int, tile: int | None, overlap: int, align: i
     return len(tile_spans(height, tile, overlap, align)) * len(tile_spans(width, tile, overlap, align))
 
 
-class _CountingModel(nn.Module):
-    """A generator that calls ``on_call()`` after each forward pass (one per tile)."""
-
-    def __init__(self, model: nn.Module, on_call: Callable[[], None]) -> None:
-        super().__init__()
-        self.inner = model
-        self.multiple = int(getattr(model, "multiple", 1))
-        self.on_call = on_call
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        out = self.inner(*inputs)
-        self.on_call()
-        return out
-
-
 @dataclass(frozen=True)
 class FrameTimings:
     """Wall-clock seconds of the phases of :meth:`Styliser.stylise_file` for one frame."""
 
     read_s: float  # the export EXR and sidecar to arrays
-    stylise_s: float  # arrays to model tensors on the device, the model, the result back as an array
+    stylise_s: float  # arrays to model inputs on the device, the model, the result back as an array
     write_s: float  # the stylised EXR and the preview PNG, atomically
 
     @property
@@ -206,42 +177,44 @@ class FrameTimings:
 
 
 @dataclass
-class Styliser:
-    """A loaded model and how to run it.
+class Styliser(ABC):
+    """A loaded model and how to run it; :mod:`.onnx_styliser` and :mod:`.torch_styliser` run it.
 
     Attributes:
-        model: the generator, in eval mode on `device` (any nn.Module with the generators'
-            signature ``model(image, gbuffers, material_id)``; tests pass one that runs out of memory).
-        config: its model config (family, G-buffer passes).
-        device: where it runs.
         name: shown to people (the preset or model folder name).
-        model_id: identifies the weights (recorded per finished frame, so a resumed run redoes
-            frames another model made).
+        model_id: identifies the model (recorded per finished frame, so a resumed run redoes
+            frames another model made): :func:`~stylepass.core.io.model_files.model_id`.
+        family: "unet" or "rad"; passes: the G-buffer passes the model reads.
+        multiple: the model's padding multiple (tiles start on its grid).
+        device: where it runs ("cpu", "cuda:0"); runtime: what runs it, for people
+            ("onnxruntime 1.32.0 (CPUExecutionProvider)", "torch 2.13.0").
         tile: tile size asked for (None: whole frame up to AUTO_TILE_PIXELS, then AUTO_TILE).
         overlap: pixels shared by neighbouring tiles.
         context: pixels around each tile the model also sees (a tile of N pixels runs as up
             to N + 2 * context).
     """
 
-    model: nn.Module
-    config: ModelConfig
-    device: torch.device
     name: str
     model_id: str
+    family: str
+    passes: tuple[str, ...]
+    multiple: int
+    device: str
+    runtime: str
     tile: int | None = None
     overlap: int = TILE_OVERLAP
     context: int = TILE_CONTEXT
     min_tile: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.min_tile = smallest_tile(self.model, self.overlap)
+        self.min_tile = max(MIN_TILE, self.multiple + self.overlap)
         if self.tile is not None and self.tile < self.min_tile:
             raise StyliseError(f"tile {self.tile} is too small for this model: use {self.min_tile} "
                                "or more (or no tile: the whole frame)", "bad_request")
 
     def describe(self) -> dict[str, Any]:
-        """``{"name", "family", "passes"}`` for people and the worker's load reply."""
-        return {"name": self.name, "family": self.config.family, "passes": list(self.config.gbuffer_passes)}
+        """``{"name", "family", "passes", "runtime"}`` for people and the worker's load reply."""
+        return {"name": self.name, "family": self.family, "passes": list(self.passes), "runtime": self.runtime}
 
     def first_tile(self, height: int, width: int) -> int | None:
         """The tile size to start with for a (height, width) frame."""
@@ -257,7 +230,7 @@ class Styliser:
         each tile, `on_note(message)` when falling back to smaller tiles.
         Raises StyliseError: ``missing_passes``, ``out_of_memory``.
         """
-        missing = missing_passes(frame, self.config.gbuffer_passes)
+        missing = missing_passes(frame, self.passes)
         if missing:
             raise StyliseError(
                 f"{frame.path} lacks the pass(es) model {self.name!r} needs: {', '.join(missing)}; run "
@@ -267,36 +240,40 @@ class Styliser:
         height, width = frame.size
         tile = self.first_tile(height, width)
         while True:
+            total = tile_count(height, width, tile, self.overlap, self.multiple)
+
+            def tile_done(done: int, total: int = total) -> None:
+                if on_tile is not None:
+                    on_tile(done, total)
+
             try:
-                return self._run(frame, tile, on_tile)
-            except OUT_OF_MEMORY_ERRORS:
-                pass  # retried below, outside the handler, so the failed attempt's tensors are freed
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+                return self._run(frame, tile, tile_done)
+            except FrameOutOfMemory:
+                pass  # retried below, outside the handler, so the failed attempt's buffers are freed
+            self.release_memory()
             smaller = smaller_tile(tile, height, width, self.min_tile)
             size = f"{tile}px tiles" if tile is not None and tile < max(height, width) else "the whole frame"
             if smaller is None:
                 raise StyliseError(
                     f"out of memory on {self.device} for {frame.path} ({width}x{height}) even with "
-                    f"{size}; close other programs using the GPU, or run on the CPU (--device cpu)",
+                    f"{size}; close other programs using the memory, or run on the CPU (--device cpu)",
                     "out_of_memory")
             if on_note is not None:
                 on_note(f"out of memory on {self.device} with {size}; trying {smaller}px tiles")
             tile = smaller
 
-    def _run(self, frame: GBufferFrame, tile: int | None, on_tile: TileCallback | None) -> np.ndarray:
-        height, width = frame.size
-        total = tile_count(height, width, tile, self.overlap, int(getattr(self.model, "multiple", 1)))
-        done = 0
+    @abstractmethod
+    def _run(self, frame: GBufferFrame, tile: int | None, tile_done: Callable[[int], None]) -> np.ndarray:
+        """The runtime's part: the model on `frame` in tiles of `tile` (None: whole), scene-linear
+        (3, H, W) float32 out; `tile_done(n)` after the n-th tile; FrameOutOfMemory when memory runs out."""
 
-        def tile_finished() -> None:
-            nonlocal done
-            done += 1
-            if on_tile is not None:
-                on_tile(done, total)
+    @abstractmethod
+    def release_memory(self) -> None:
+        """Free what a failed attempt left on the device (the torch runtime empties CUDA's cache)."""
 
-        return stylise_frame(_CountingModel(self.model, tile_finished), self.config, frame, tile, self.overlap,
-                             self.context)
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of the model and the device memory it holds; the styliser cannot run after this."""
 
     def stylise_file(self, source: Path, output: Path, preview: Path | None,
                      on_tile: TileCallback | None = None, on_note: NoteCallback | None = None) -> FrameTimings:
@@ -306,7 +283,7 @@ class Styliser:
         be read), ``missing_passes``, ``out_of_memory``; OSError when an output cannot be written.
         """
         start = time.perf_counter()
-        frame = read_frame(source)
+        frame = read_frame(Path(source))
         read = time.perf_counter()
         rgb = self.stylise(frame, on_tile, on_note)  # ends with the copy back to the host: synchronised
         stylised = time.perf_counter()
@@ -315,20 +292,29 @@ class Styliser:
 
 
 def load_styliser(model_dir: str | Path, device: str = "auto", tile: int | None = None,
-                  name: str | None = None) -> Styliser:
-    """Load a model dir (see :func:`resolve_model_dir`) onto a device (see :func:`pick_device`).
+                  name: str | None = None, engine: str = "onnx") -> Styliser:
+    """Load a model dir (see :func:`resolve_model_dir`) in a runtime (`engine`: "onnx" or "torch").
 
-    Raises StyliseError: ``bad_model`` (missing, not safetensors, bad config, weights that do not
-    match the config), ``no_cuda``, ``bad_request`` (unknown device, tile too small).
+    device: "auto" (CUDA when the runtime has it, else the CPU), "cpu" or "cuda[:N]".
+    Raises StyliseError: ``bad_model`` (missing, not a Stylepass model, not safetensors, bad
+    config, weights that do not match the config), ``no_cuda``, ``bad_request`` (unknown device
+    or engine, tile too small).
     """
-    model_dir = Path(model_dir)
-    torch_device = pick_device(device)
-    try:
-        model, config = load_model(model_dir, torch_device)
-    except (ModelFileError, ConfigError) as error:
-        raise StyliseError(f"cannot load the model in {model_dir}: {error}", "bad_model") from None
-    return Styliser(model, config, torch_device, name or model_dir.name,
-                    weights_digest(model_dir / MODEL_WEIGHTS), tile)
+    if engine == "onnx":
+        from .onnx_styliser import load_onnx_styliser
+
+        return load_onnx_styliser(Path(model_dir), device, tile, name)
+    if engine == "torch":
+        from .torch_styliser import load_torch_styliser
+
+        return load_torch_styliser(Path(model_dir), device, tile, name)
+    raise StyliseError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}", "bad_request")
+
+
+def check_device_name(requested: str) -> None:
+    """StyliseError (``bad_request``) unless `requested` is "auto", "cpu", "cuda" or "cuda:N"."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", requested):
+        raise StyliseError(f"unknown device {requested!r}; use auto, cpu, cuda or cuda:N", "bad_request")
 
 
 # ---------------------------------------------------------------------------------------

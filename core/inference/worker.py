@@ -8,10 +8,12 @@ request (load a model once, stylise many frames with a progress line per tile, s
   stderr before anything else runs, so stray prints, warnings and C-level output go there.
 - Every failure of a request is an error reply with a ``kind``; the worker keeps serving.
 - End of stdin or a closed stdout (the add-on went away) ends the worker quietly, exit 0.
-- Without a usable torch the worker prints one line on stderr and exits with
-  :data:`~stylepass.blender_addon.contract.worker_protocol.NO_TORCH_EXIT_CODE` (3), before the ready line.
+- Models run in ONNX Runtime (numpy + onnxruntime: what the Blender extension ships), or in torch
+  when a load request asks for ``"engine": "torch"``. Without a usable onnxruntime the worker
+  prints one line on stderr and exits with
+  :data:`~stylepass.blender_addon.contract.worker_protocol.NO_RUNTIME_EXIT_CODE` (3), before the ready line.
 
-This module imports only the standard library at the top, so that the torch check can run.
+This module imports only the standard library at the top, so that the runtime check can run.
 """
 
 from __future__ import annotations
@@ -24,40 +26,52 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
-from stylepass.blender_addon.contract.worker_protocol import NO_TORCH_EXIT_CODE, decode, encode
+from stylepass.blender_addon.contract.worker_protocol import NO_RUNTIME_EXIT_CODE, decode, encode
 
 if TYPE_CHECKING:
     from .stylise import Styliser
 
 Send = Callable[[dict[str, Any]], None]
-SETUP_HINT = "run python build.py setup or choose another Python in the add-on preferences"
+SETUP_HINT = ("reinstall the Stylepass extension (its wheels bring onnxruntime), or run python build.py setup "
+              "and choose that Python in the add-on preferences")
 
 
-def torch_import_problem() -> str | None:
-    """None when torch and the stylise core import; else a one-line message saying why not."""
+def runtime_import_problem() -> str | None:
+    """None when onnxruntime and the stylise core import; else a one-line message saying why not."""
     try:
-        import torch  # noqa: F401
+        import onnxruntime  # noqa: F401
     except ImportError as error:
-        if error.name == "torch":
-            return f"torch is not installed in {sys.executable}: {SETUP_HINT}"
-        return f"torch cannot be imported in {sys.executable} ({error}): {SETUP_HINT}"
-    except OSError as error:  # a torch whose native libraries do not load
-        return f"torch cannot be imported in {sys.executable} ({error}): {SETUP_HINT}"
+        if error.name == "onnxruntime":
+            return f"onnxruntime is not installed in {sys.executable}: {SETUP_HINT}"
+        return f"onnxruntime cannot be imported in {sys.executable} ({error}): {SETUP_HINT}"
+    except OSError as error:  # an onnxruntime whose native libraries do not load
+        return f"onnxruntime cannot be imported in {sys.executable} ({error}): {SETUP_HINT}"
     try:
-        from . import stylise  # noqa: F401
+        from . import onnx_styliser  # noqa: F401
     except ImportError as error:
         return f"Stylepass's dependencies are incomplete in {sys.executable} ({error}): {SETUP_HINT}"
     return None
 
 
 def ready_message() -> dict[str, Any]:
-    """The first line: torch version, CUDA availability and the devices a load may ask for."""
-    import torch
+    """The first line: the runtimes' versions, whether CUDA runs, and the devices a load may ask for.
 
-    cuda = torch.cuda.is_available()
-    devices = ["cpu"] + ([f"cuda:{index}" for index in range(torch.cuda.device_count())] if cuda else [])
-    return {"event": "ready", "torch": torch.__version__, "cuda": cuda, "devices": devices,
-            "python": sys.executable}
+    torch is looked up, not imported (a worker that only runs ONNX never loads it).
+    """
+    import importlib.metadata
+    import importlib.util
+
+    import onnxruntime
+
+    cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    torch_version = None
+    if importlib.util.find_spec("torch") is not None:
+        try:
+            torch_version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            torch_version = "unknown"
+    return {"event": "ready", "onnxruntime": onnxruntime.__version__, "torch": torch_version, "cuda": cuda,
+            "devices": ["cpu", "cuda"] if cuda else ["cpu"], "python": sys.executable}
 
 
 class RequestError(Exception):
@@ -119,8 +133,9 @@ class Worker:
         preset = _field(message, "preset", str, required=False)
         device = _field(message, "device", str, required=False) or "auto"
         tile = _field(message, "tile", int, required=False)
-        self.styliser = load_styliser(resolve_model_dir(model, preset), device, tile, name=preset)
-        return {"model": self.styliser.describe(), "device": str(self.styliser.device)}
+        engine = _field(message, "engine", str, required=False) or "onnx"
+        self.styliser = load_styliser(resolve_model_dir(model, preset), device, tile, name=preset, engine=engine)
+        return {"model": self.styliser.describe(), "device": self.styliser.device}
 
     def stylise(self, request_id: Any, message: dict[str, Any]) -> dict[str, Any]:
         """Stylise one exported frame into `output` (and `preview`), with progress per tile."""
@@ -144,13 +159,9 @@ class Worker:
 
     def _unload(self) -> None:
         if self.styliser is not None:
-            device = self.styliser.device
+            self.styliser.close()
             self.styliser = None
             gc.collect()
-            if device.type == "cuda":
-                import torch
-
-                torch.cuda.empty_cache()
 
 
 def _error_kind(error: Exception) -> str:
@@ -183,10 +194,10 @@ def serve(lines: Iterable[str], send: Send) -> None:
 def main() -> int:
     """Run the worker on stdin/stdout; returns the exit code."""
     out = protocol_stdout()
-    problem = torch_import_problem()
+    problem = runtime_import_problem()
     if problem is not None:
         print(problem, file=sys.stderr)
-        return NO_TORCH_EXIT_CODE
+        return NO_RUNTIME_EXIT_CODE
 
     def send(message: dict[str, Any]) -> None:
         out.write(encode(message) + "\n")

@@ -1,6 +1,7 @@
-"""The sRGB transfer function (IEC 61966-2-1), one definition for numpy arrays and torch tensors.
+"""The sRGB transfer function (IEC 61966-2-1) and the models' tone map, one definition each for
+numpy arrays and torch tensors.
 
-Both directions take and return values in [0, 1] (inputs are clipped there first), with the same
+sRGB: both directions take and return values in [0, 1] (inputs are clipped there first), with the same
 type as they were given: ``np.ndarray`` in, ``np.ndarray`` out; ``torch.Tensor`` in, ``torch.Tensor``
 out (differentiable, on the tensor's device). Any shape. torch is never imported here: a tensor's own
 methods do the work, so this module serves the torch-free paths too.
@@ -48,6 +49,22 @@ def decode_srgb(encoded: Array) -> Array:
     x = _clip(encoded, 0.0, 1.0)
     curved = ((_clip(x, _ENCODED_LIMIT, 1.0) + 0.055) / 1.055) ** _GAMMA
     return _where(x <= _ENCODED_LIMIT, x / _SLOPE, curved)
+
+
+# Largest model-range value that inverse_tonemap maps back (x <= 1e4).
+_MAX_MODEL_VALUE = 1.0 - 1e-4
+
+
+def tonemap(linear: Array) -> Array:
+    """Scene-linear HDR (>= 0, negatives clamped to 0) to the models' range [0, 1): x / (1 + x)."""
+    x = _clip(linear, 0.0, float("inf"))
+    return x / (1.0 + x)
+
+
+def inverse_tonemap(model_range: Array) -> Array:
+    """The models' range back to scene-linear: y / (1 - y), with y clipped to [0, 1 - 1e-4]."""
+    y = _clip(model_range, 0.0, _MAX_MODEL_VALUE)
+    return y / (1.0 - y)
 
 
 def to_rgb8(encoded: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,3 +246,10 @@ def iter_export(folder: str | Path) -> Iterator[GBufferFrame]:
     """Read every finished frame of an export folder in frame order."""
     for path in exported_frames(folder):
         yield read_gbuffer(path)
+
+
+def missing_passes(frame: Any, passes: Sequence[str]) -> list[str]:
+    """Names among `passes` (and "material_id", "beauty", "valid") that `frame` lacks (attribute
+    missing or None); `frame` is a :class:`GBufferFrame` or any object with its attributes."""
+    wanted = [*passes, "material_id", "beauty", "valid"]
+    return [name for name in wanted if getattr(frame, name, None) is None]

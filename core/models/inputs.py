@@ -2,8 +2,8 @@
 
 Model range. Every generator reads and writes images in [0, 1) through the invertible tone map
 ``y = x / (1 + x)`` of scene-linear HDR values ``x >= 0``; :func:`inverse_tonemap` gives
-``x = y / (1 - y)`` back. An 8-bit sRGB target is decoded to linear first, so a display white
-(1.0 linear) sits at 0.5 in the model range.
+``x = y / (1 - y)`` back (both defined in :mod:`stylepass.core.io.colour`). An 8-bit sRGB target
+is decoded to linear first, so a display white (1.0 linear) sits at 0.5 in the model range.
 """
 
 from __future__ import annotations
@@ -14,24 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..io.colour import tonemap
+from ..io.gbuffer import missing_passes
+
 # Channels each G-buffer pass contributes to the `gbuffers` tensor, in this order.
 PASS_CHANNELS: dict[str, int] = {"albedo": 3, "normal": 3, "depth": 1, "motion": 4}
-# Largest model-range value that inverse_tonemap maps back (x <= 1e4).
-_MAX_MODEL_VALUE = 1.0 - 1e-4
-
-
-def tonemap(linear: torch.Tensor) -> torch.Tensor:
-    """Scene-linear HDR (>= 0, negatives clamped to 0) to the model range [0, 1): x / (1 + x)."""
-    linear = linear.clamp(min=0.0)
-    return linear / (1.0 + linear)
-
-
-def inverse_tonemap(model_range: torch.Tensor) -> torch.Tensor:
-    """Model range back to scene-linear: y / (1 - y), with y clamped to [0, 1 - 1e-4]."""
-    y = model_range.clamp(0.0, _MAX_MODEL_VALUE)
-    return y / (1.0 - y)
-
-
 def gbuffer_channels(passes: Sequence[str]) -> int:
     """Number of channels of :func:`stack_gbuffers` for `passes`: their channels + 1 valid mask."""
     unknown = [name for name in passes if name not in PASS_CHANNELS]
@@ -50,12 +37,6 @@ def pass_slices(passes: Sequence[str]) -> dict[str, tuple[int, int]]:
         slices[name] = (start, start + PASS_CHANNELS[name])
         start += PASS_CHANNELS[name]
     return slices
-
-
-def missing_passes(frame: Any, passes: Sequence[str]) -> list[str]:
-    """Names among `passes` (and "material_id") that `frame` lacks (attribute missing or None)."""
-    wanted = [*passes, "material_id", "beauty", "valid"]
-    return [name for name in wanted if getattr(frame, name, None) is None]
 
 
 def stack_gbuffers(frame: Any, passes: Sequence[str]) -> torch.Tensor:

@@ -8,7 +8,6 @@ refused before a single byte is deserialised.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import torch
@@ -17,40 +16,11 @@ from torch import nn
 
 from stylepass.blender_addon.contract.atomic_files import write_atomic, write_json_atomic
 
+from ..io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ModelFileError, check_safetensors_file
 from .config import ModelConfig, build_generator, model_config_from_dict, model_config_to_dict
 
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_CONFIG = "config.json"
 FORMAT_NAME = "stylepass-model"
 FORMAT_VERSION = 1
-# A safetensors header is at most 100 MB (the library's own limit).
-_MAX_HEADER = 100_000_000
-
-
-class ModelFileError(ValueError):
-    """A model file or directory is missing, malformed, or not safetensors."""
-
-
-def check_safetensors_file(path: Path) -> None:
-    """Raise ModelFileError unless `path` starts like a safetensors file.
-
-    A safetensors file is an 8-byte little-endian header length N, then N bytes of JSON starting
-    with '{'. Pickles (torch.save) start with 0x80 or are zip archives ('PK').
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model weights not found: {path}")
-    with path.open("rb") as handle:
-        head = handle.read(9)
-    size = path.stat().st_size
-    header_len = struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else -1
-    if len(head) < 9 or head[8:9] != b"{" or not 0 < header_len <= min(_MAX_HEADER, size - 8):
-        kind = "a pickle/zip (torch.save) file" if head[:1] == b"\x80" or head[:2] == b"PK" else "not safetensors"
-        raise ModelFileError(
-            f"refusing to load {path}: it is {kind}. Stylepass only loads safetensors weights "
-            "(never pickles); convert it with safetensors.torch.save_file(state_dict, "
-            f"'{MODEL_WEIGHTS}') in a trusted environment."
-        )
 
 
 def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

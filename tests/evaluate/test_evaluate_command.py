@@ -14,8 +14,9 @@ from PIL import Image
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
-from stylepass.core.inference.stylise import PRESETS_ENV, weights_digest
+from stylepass.core.inference.stylise import PRESETS_ENV
 from stylepass.core.io.gbuffer import read_gbuffer
+from stylepass.core.io.model_files import weights_digest
 from stylepass.core.models.inputs import tonemap
 from stylepass.core.models.serialization import load_model
 from stylepass.training.data.image_io import read_target_image

@@ -9,14 +9,9 @@ import pytest
 import torch
 
 from stylepass.core.inference.predict import predict, resolve_device, stylise_frame
-from stylepass.core.io.colour import decode_srgb
+from stylepass.core.io.colour import decode_srgb, inverse_tonemap, tonemap
 from stylepass.core.models import RADConfig, UNetConfig, build_generator
-from stylepass.core.models.inputs import (
-    inverse_tonemap,
-    material_classes,
-    stack_gbuffers,
-    tonemap,
-)
+from stylepass.core.models.inputs import material_classes, stack_gbuffers
 
 
 def frame(height: int = 6, width: int = 5) -> SimpleNamespace:

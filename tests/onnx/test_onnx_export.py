@@ -18,17 +18,18 @@ import torch
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli.train_command import register
-from stylepass.core.models.config import build_generator, model_config_from_dict
-from stylepass.core.models.serialization import save_model
-from stylepass.training.deploy import onnx_export
-from stylepass.training.deploy.onnx_export import (
-    ONNX_MODEL,
+from stylepass.core.inference import onnx_export
+from stylepass.core.inference.onnx_export import (
     export_onnx,
     frame_feed,
+    frame_inputs,
     onnx_inputs,
     sample_frame,
     torch_reference,
 )
+from stylepass.core.io.model_files import ONNX_MODEL
+from stylepass.core.models.config import build_generator, model_config_from_dict
+from stylepass.core.models.serialization import save_model
 from stylepass.training.loop.checkpoint import save_checkpoint
 
 onnx = pytest.importorskip("onnx")
@@ -100,12 +101,17 @@ def test_onnx_matches_pytorch_at_any_size_and_batch(exported) -> None:
 def test_onnx_graph_inputs_outputs_and_metadata(exported) -> None:
     _, config, path = exported
     model = onnx.load(str(path))
-    specs = onnx_inputs(config)
-    assert [i.name for i in model.graph.input] == [s.name for s in specs]
-    for graph_input, spec in zip(model.graph.input, specs, strict=True):
+    specs, defaulted = onnx_inputs(config), frame_inputs(config)
+    assert [i.name for i in model.graph.input] == [s.name for s in [*specs, *defaulted]]
+    for graph_input, spec in zip(model.graph.input, specs, strict=False):
         dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
         assert dims == ["batch", spec.channels, "height", "width"]
         assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    # the whole frame's depth and size for tiles: inputs an engine may leave out (defaults of 0)
+    expected = {"depth": "frame_depth_far", "motion": "frame_extent"}
+    assert [s.name for s in defaulted] == [expected[p] for p in config.gbuffer_passes if p in expected]
+    defaults = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert all(defaults[s.name].tolist() == [0.0] for s in defaulted)
     assert [o.name for o in model.graph.output] == ["rgb", "rgb_linear"]
     assert all(o.type.tensor_type.shape.dim[1].dim_value == 3 for o in model.graph.output)
     assert ("material_id" in [s.name for s in specs]) == (config.family == "rad")
@@ -114,7 +120,8 @@ def test_onnx_graph_inputs_outputs_and_metadata(exported) -> None:
     meta = {prop.key: prop.value for prop in model.metadata_props}
     assert meta["stylepass.family"] == config.family
     assert meta["stylepass.version"] and meta["stylepass.version"] != "unknown"
-    assert [i["name"] for i in json.loads(meta["stylepass.inputs"])] == [s.name for s in specs]
+    assert [i["name"] for i in json.loads(meta["stylepass.inputs"])] == [s.name for s in [*specs, *defaulted]]
+    assert int(meta["stylepass.multiple"]) == build_generator(config).multiple
     assert [o["name"] for o in json.loads(meta["stylepass.outputs"])] == ["rgb", "rgb_linear"]
     assert model_config_from_dict(json.loads(meta["stylepass.model_config"])) == config
 

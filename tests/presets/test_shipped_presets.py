@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 from PIL import Image
 
-from stylepass.core.inference.stylise import MODEL_WEIGHTS, presets_dir, weights_digest
+from stylepass.core.inference.stylise import presets_dir
+from stylepass.core.io.model_files import MODEL_WEIGHTS, ONNX_MODEL, weights_digest
 
 PRESETS = ("enhance", "toon", "painterly", "sketch")
 WEIGHTS_BUDGET_MB = 30
@@ -18,10 +20,14 @@ WEIGHTS_BUDGET_MB = 30
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_folder_is_complete(name: str) -> None:
     preset = presets_dir() / name
-    for needed in ("dataset.toml", "train.toml", "real_assets.toml", "CARD.md", "thumbnail.png",
-                   "real_assets.json", "real_assets.png", "model/config.json", f"model/{MODEL_WEIGHTS}"):
+    for needed in ("dataset.toml", "train.toml", "real_assets.toml", "CARD.md", "thumbnail.png", "real_assets.json",
+                   "real_assets.png", "model/config.json", f"model/{MODEL_WEIGHTS}", f"model/{ONNX_MODEL}"):
         assert (preset / needed).is_file(), f"{preset / needed} is missing"
     assert (preset / "model" / MODEL_WEIGHTS).stat().st_size < WEIGHTS_BUDGET_MB * 1e6
+    # model.onnx is exported from these very weights (ONNX Runtime would rewrite an older one)
+    onnx_model = onnx.load(str(preset / "model" / ONNX_MODEL))
+    recorded = {p.key: p.value for p in onnx_model.metadata_props}["stylepass.weights_digest"]
+    assert recorded == weights_digest(preset / "model" / MODEL_WEIGHTS)
 
 
 @pytest.mark.parametrize("name", PRESETS)

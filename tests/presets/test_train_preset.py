@@ -69,6 +69,7 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
 
     model = preset / "model"
     assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()
+    assert (model / "model.onnx").is_file()
     assert json.loads((model / "config.json").read_text())["model"]["family"] == "unet"
     assert sorted(p.name for p in preset.iterdir() if p.name.startswith(".")) == []  # no temporary left
 

@@ -162,6 +162,10 @@ def test_bad_model_folder_and_tile(tmp_path, export_folder, rad_model, capsys):
 def test_cuda_asked_for_but_missing(tmp_path, export_folder, rad_model, capsys):
     code = stylise(export_folder, "--model", rad_model, "--out", tmp_path / "out", "--device", "cuda")
     assert code == ExitCode.BAD_INPUT
+    assert "no CUDA provider" in (err := capsys.readouterr().err) and "--device cpu" in err
+    code = stylise(export_folder, "--model", rad_model, "--out", tmp_path / "out", "--device", "cuda:1",
+                   "--engine", "torch")
+    assert code == ExitCode.BAD_INPUT
     assert "CUDA is not available" in (err := capsys.readouterr().err) and "--device cpu" in err
 
 

@@ -1,4 +1,5 @@
-"""Tiled stylisation: no seams on a smooth frame, and smaller tiles when memory runs out."""
+"""Tiled stylisation: no seams on a smooth frame, both runtimes agree tile for tile, and smaller
+tiles when memory runs out."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from torch import nn
 from stylepass.core.inference.stylise import StyliseError, Styliser, load_styliser, read_frame, smaller_tile
 from stylepass.core.inference.tiling import tile_spans
 from stylepass.core.io.gbuffer import GBufferFrame
+from stylepass.core.models import RADConfig
 
-from .conftest import TINY_RAD, TINY_UNET, smooth_frame, write_export, write_model
+from .conftest import PASSES, TINY_RAD, TINY_UNET, smooth_frame, write_export, write_model
+
+MOTION_RAD = RADConfig(widths=(8, 8), blocks=(1, 1), gbuffer_widths=(4, 4), gbuffer_passes=(*PASSES, "motion"))
 
 TILE = 64
 
@@ -40,12 +44,13 @@ def border_and_other_steps(image: np.ndarray, axis: int, tile: int, overlap: int
     return float(steps[at_borders].max()), float(steps[others].max())
 
 
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
 @pytest.mark.parametrize("config", [TINY_RAD, TINY_UNET], ids=["rad", "unet"])
-def test_tiles_leave_no_step_at_their_borders(tmp_path, config):
-    styliser = load_styliser(write_model(tmp_path / "model", config), "cpu")
+def test_tiles_leave_no_step_at_their_borders(tmp_path, config, engine):
+    styliser = load_styliser(write_model(tmp_path / "model", config), "cpu", engine=engine)
     assert (styliser.overlap, styliser.context) == (32, 32)
     frame = frame_of(tmp_path, 96, 160)
-    align = int(styliser.model.multiple)
+    align = styliser.multiple
     model_range = {}
     for name, tiled in (("whole", with_tiles(styliser, None)), ("tiled", with_tiles(styliser, TILE)),
                         ("naive", with_tiles(styliser, TILE, overlap=0, context=0))):
@@ -61,6 +66,28 @@ def test_tiles_leave_no_step_at_their_borders(tmp_path, config):
     assert np.abs(naive - whole).max() > 0.01
     at_borders, elsewhere = border_and_other_steps(naive, 2, TILE, 0, align)
     assert at_borders > elsewhere
+
+
+@pytest.mark.parametrize("config", [TINY_RAD, TINY_UNET, MOTION_RAD], ids=["rad", "unet", "rad_motion"])
+def test_onnx_runtime_matches_torch_whole_and_in_tiles(tmp_path, config):
+    """ONNX Runtime on model.onnx (written from the weights on first use) and torch on the weights
+    agree within 1e-3 in the model range, whole frames and tiles, with depth and motion normalised
+    by the whole frame in every tile."""
+    model_dir = write_model(tmp_path / "model", config)
+    frame = frame_of(tmp_path, 150, 230)
+    frame.depth *= 7.0  # the frame's own far depth, not 1: a tile normalised by its own would differ
+    if frame.motion is None:
+        frame.motion = np.random.default_rng(0).normal(size=(4, 150, 230)).astype(np.float32) * 20
+    onnx_styliser = load_styliser(model_dir, "cpu", engine="onnx")
+    torch_styliser = load_styliser(model_dir, "cpu", engine="torch")
+    assert (model_dir / "model.onnx").is_file() and onnx_styliser.model_id == torch_styliser.model_id
+    assert onnx_styliser.runtime.startswith("onnxruntime") and torch_styliser.runtime.startswith("torch")
+    for tile in (None, 64, 96):
+        onnx_out = with_tiles(onnx_styliser, tile).stylise(frame)
+        torch_out = with_tiles(torch_styliser, tile).stylise(frame)
+        assert onnx_out.dtype == np.float32 and onnx_out.shape == (3, 150, 230)
+        difference = np.abs(onnx_out / (1 + onnx_out) - torch_out / (1 + torch_out)).max()
+        assert difference < 1e-3, f"tile {tile}: {difference}"
 
 
 class RunsOutOfMemory(nn.Module):
@@ -82,7 +109,7 @@ class RunsOutOfMemory(nn.Module):
 
 
 def test_out_of_memory_falls_back_to_smaller_tiles(tmp_path):
-    styliser = load_styliser(write_model(tmp_path / "model", TINY_RAD), "cpu")
+    styliser = load_styliser(write_model(tmp_path / "model", TINY_RAD), "cpu", engine="torch")
     frame = frame_of(tmp_path, 300, 280)
     small_gpu = RunsOutOfMemory(styliser.model, max_pixels=200 * 200)
     notes: list[str] = []
@@ -102,7 +129,7 @@ def test_out_of_memory_falls_back_to_smaller_tiles(tmp_path):
 
 
 def test_out_of_memory_with_the_smallest_tiles_is_an_error(tmp_path):
-    styliser = load_styliser(write_model(tmp_path / "model", TINY_RAD), "cpu")
+    styliser = load_styliser(write_model(tmp_path / "model", TINY_RAD), "cpu", engine="torch")
     frame = frame_of(tmp_path, 300, 280)
     never_fits = dataclasses.replace(styliser, model=RunsOutOfMemory(styliser.model, max_pixels=0), tile=200)
     with pytest.raises(StyliseError, match="out of memory on cpu .* even with 64px tiles") as error:

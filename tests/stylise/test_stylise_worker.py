@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ import stylepass.blender_addon
 import stylepass.core
 from stylepass.blender_addon.contract.worker_protocol import (
     ERROR_KINDS,
-    NO_TORCH_EXIT_CODE,
+    NO_RUNTIME_EXIT_CODE,
     WORKER_MODULE,
     decode,
     encode,
@@ -69,7 +70,8 @@ def test_worker_serves_a_session(tmp_path):
     worker = WorkerProcess(tmp_path)
     try:
         ready = worker.read()
-        assert ready == {"event": "ready", "torch": torch.__version__, "cuda": torch.cuda.is_available(),
+        assert ready == {"event": "ready", "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
+                         "cuda": "CUDAExecutionProvider" in onnxruntime.get_available_providers(),
                          "devices": ready["devices"], "python": sys.executable}
         assert ready["devices"][0] == "cpu"
 
@@ -78,7 +80,8 @@ def test_worker_serves_a_session(tmp_path):
 
         _, reply = worker.request("load", model=str(model), device="cpu", tile=64)
         assert reply == {"id": 2, "ok": True, "device": "cpu",
-                         "model": {"name": "model", "family": "rad", "passes": list(PASSES)}}
+                         "model": {"name": "model", "family": "rad", "passes": list(PASSES),
+                                   "runtime": f"onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)"}}
 
         _, reply = worker.request("stylise", input=str(tmp_path / "nope.exr"), output=str(tmp_path / "x.exr"))
         assert reply["kind"] == "bad_input" and "EXR file not found" in reply["error"]
@@ -152,16 +155,17 @@ def test_worker_ends_quietly_when_the_client_goes_away(tmp_path):
     assert worker.process.stdout.read() == "" and worker.process.stderr.read() == ""
 
 
-def test_worker_without_torch_says_so_and_exits_3(tmp_path):
-    """A Python without torch: the venv's interpreter without its site-packages (-S), with only
-    the stylepass sources on PYTHONPATH."""
+def test_worker_without_onnxruntime_says_so_and_exits_3(tmp_path):
+    """A Python without onnxruntime: the venv's interpreter without its site-packages (-S), with
+    only the stylepass sources on PYTHONPATH."""
     package = tmp_path / "path" / "stylepass"
     package.mkdir(parents=True)
     (package / "core").symlink_to(Path(stylepass.core.__file__).parent)
     (package / "blender_addon").symlink_to(Path(stylepass.blender_addon.__file__).parent)
     result = subprocess.run([sys.executable, "-S", "-m", WORKER_MODULE], input="", capture_output=True,
                             text=True, env={"PYTHONPATH": str(tmp_path / "path")}, timeout=60)
-    assert result.returncode == NO_TORCH_EXIT_CODE == 3
+    assert result.returncode == NO_RUNTIME_EXIT_CODE == 3
     assert result.stdout == ""
-    assert result.stderr == (f"torch is not installed in {sys.executable}: run python build.py setup or "
-                             "choose another Python in the add-on preferences\n")
+    assert result.stderr == (f"onnxruntime is not installed in {sys.executable}: reinstall the Stylepass "
+                             "extension (its wheels bring onnxruntime), or run python build.py setup and choose "
+                             "that Python in the add-on preferences\n")

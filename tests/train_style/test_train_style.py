@@ -80,7 +80,7 @@ def test_the_model_dir_says_what_it_was_trained_from_and_the_preview_shows_it(tr
     assert width > 3 * SIZE and height > 2 * SIZE, "rows: the keyframe (input | output | painting), an unpainted frame"
     assert (model_dir / "preview.png").read_bytes() == trained_style.result.preview.read_bytes()
     assert sorted(p.name for p in model_dir.iterdir()) == [
-        "config.json", "model.safetensors", "preview.png", "style.json"]
+        "config.json", "model.onnx", "model.safetensors", "preview.png", "style.json"]
 
 
 def test_an_untouched_template_reads_back_as_the_render(trained_style, tmp_path):

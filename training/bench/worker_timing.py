@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from stylepass.blender_addon.contract.export_format import pass_spec
+from stylepass.core.inference.torch_styliser import TorchStyliser
 from stylepass.core.io.exr_file import write_exr
 
 from .candidates import Candidate, device_inputs
@@ -98,9 +99,11 @@ def time_worker(candidate: Candidate, size: tuple[int, int], frame_path: Path, e
     folder = frame_path.parent
     replies: list[dict[str, Any]] = []
     worker = Worker(replies.append)
-    worker.handle(json.dumps({"id": 1, "cmd": "load", "model": str(candidate.model_dir), "device": str(device)}))
-    if not replies[-1].get("ok") or worker.styliser is None:
+    worker.handle(json.dumps({"id": 1, "cmd": "load", "model": str(candidate.model_dir), "device": str(device),
+                              "engine": "torch"}))
+    if not replies[-1].get("ok") or not isinstance(worker.styliser, TorchStyliser) or worker.styliser.model is None:
         raise RuntimeError(f"the worker could not load {candidate.name}: {replies[-1]}")
+    torch_model = worker.styliser.model
     output = folder / f"stylised_{candidate.name.split(':')[1]}.exr"
     request = json.dumps({"id": 2, "cmd": "stylise", "input": str(frame_path), "output": str(output)})
 
@@ -122,7 +125,7 @@ def time_worker(candidate: Candidate, size: tuple[int, int], frame_path: Path, e
         rgb = read_gbuffer(frame_path).beauty  # compresses like a smooth stylised frame
         write = median_wall_ms(lambda: write_exr_atomic(folder / "write_only.exr", rgb), settings.worker_repeats)
         inputs = device_inputs(candidate, size, device)
-        model_ms = median_ms(predict_call(worker.styliser.model, inputs), settings.repeats, 1, device)
+        model_ms = median_ms(predict_call(torch_model, inputs), settings.repeats, 1, device)
     except torch.OutOfMemoryError:
         return skipped(entry, out_of_memory(device), log)
     finally:

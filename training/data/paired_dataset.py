@@ -28,7 +28,8 @@ import torch
 from torch.utils.data import Dataset
 
 from stylepass.blender_addon.contract.dataset_layout import PAIRS_NAME, DatasetError, read_pairs
-from stylepass.core.models.inputs import frame_to_tensors, missing_passes
+from stylepass.core.io.gbuffer import missing_passes
+from stylepass.core.models.inputs import frame_to_tensors
 
 from .image_io import read_target_image
 from .sampling import CropKey, crop_offset

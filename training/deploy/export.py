@@ -1,5 +1,5 @@
 """Turn a training run (or a model dir) into a deployable model dir: model.safetensors +
-config.json, and optionally model.onnx for game engines (see :mod:`.onnx_export`)."""
+config.json, and optionally model.onnx for game engines (see :mod:`stylepass.core.inference.onnx_export`)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ from pathlib import Path
 
 from torch import nn
 
+from stylepass.core.io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL, weights_digest
 from stylepass.core.models.config import ConfigError, ModelConfig, build_generator
-from stylepass.core.models.serialization import (
-    MODEL_CONFIG,
-    MODEL_WEIGHTS,
-    load_model,
-    load_tensors,
-    save_model,
-)
+from stylepass.core.models.serialization import load_model, load_tensors, save_model
 
 from ..loop.checkpoint import latest_checkpoint
 from ..loop.config import load_config
@@ -66,7 +61,7 @@ def export_model(source: Path, out_dir: Path, onnx: bool = False) -> ExportResul
     written atomically. The ONNX packages are checked before anything is written.
     """
     if onnx:
-        from .onnx_export import require_onnx
+        from stylepass.core.inference.onnx_export import require_onnx
 
         require_onnx()
     generator, config, is_model_dir = load_source(Path(source))
@@ -75,8 +70,8 @@ def export_model(source: Path, out_dir: Path, onnx: bool = False) -> ExportResul
         save_model(generator, config, out_dir)
     if not onnx:
         return ExportResult(out_dir)
-    from .onnx_export import ONNX_MODEL, export_onnx
+    from stylepass.core.inference.onnx_export import export_onnx
 
     onnx_path = out_dir / ONNX_MODEL
-    worst = export_onnx(generator, config, onnx_path)
+    worst = export_onnx(generator, config, onnx_path, weights_digest(out_dir / MODEL_WEIGHTS))
     return ExportResult(out_dir, onnx_path, worst)

@@ -39,8 +39,9 @@ import numpy as np
 import torch
 
 from stylepass.blender_addon.contract.dataset_layout import IDENTITY_NAME, PAIRS_NAME, DatasetError
+from stylepass.core.io.colour import inverse_tonemap, tonemap
 from stylepass.core.io.preview_images import albedo_to_rgb8, tile_grid
-from stylepass.core.models.inputs import frame_to_tensors, inverse_tonemap, tonemap
+from stylepass.core.models.inputs import frame_to_tensors
 
 from ..data.image_io import ImageReadError, read_linear_exr, read_target_image
 from ..data.paired_dataset import PairRecord, pair_records

@@ -19,11 +19,13 @@ import torch
 from PIL import Image
 
 from stylepass.blender_addon.contract.atomic_files import write_folder_atomic, write_json_atomic
+from stylepass.core.inference.onnx_export import export_onnx
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.io.atomic_image import save_png_atomic
+from stylepass.core.io.colour import inverse_tonemap
+from stylepass.core.io.model_files import MODEL_WEIGHTS, ONNX_MODEL, weights_digest
 from stylepass.core.io.preview_images import linear_to_srgb8, tile_grid
 from stylepass.core.models.config import UNetConfig
-from stylepass.core.models.inputs import inverse_tonemap
 from stylepass.core.models.serialization import save_model
 
 PREVIEW_FILE = "preview.png"
@@ -64,11 +66,12 @@ def write_preview(
 def export_style(
     generator: torch.nn.Module, config: UNetConfig, model_dir: Path, card: dict[str, Any], preview: Path
 ) -> Path:
-    """Write the model dir (weights, `config`, style.json, a copy of the `preview` sheet) and swap
-    it into place; returns `model_dir`."""
+    """Write the model dir (weights, `config`, model.onnx for ONNX Runtime, style.json, a copy of
+    the `preview` sheet) and swap it into place; returns `model_dir`."""
 
     def write_files(staged: Path) -> None:
         save_model(generator.cpu(), config, staged)
+        export_onnx(generator.cpu(), config, staged / ONNX_MODEL, weights_digest(staged / MODEL_WEIGHTS))
         write_json_atomic(staged / STYLE_CARD, card)
         if preview.is_file():
             shutil.copyfile(preview, staged / PREVIEW_FILE)

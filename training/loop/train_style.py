@@ -48,9 +48,9 @@ from stylepass.blender_addon.contract.export_format import frame_stem
 from stylepass.blender_addon.contract.keyframes import KEYFRAMES_DIR, Keyframe, list_keyframes
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.io.colour import decode_srgb, encode_srgb
-from stylepass.core.io.gbuffer import GBufferError, exported_frames, read_gbuffer
+from stylepass.core.io.gbuffer import GBufferError, exported_frames, missing_passes, read_gbuffer
 from stylepass.core.models.config import UNetConfig, build_generator
-from stylepass.core.models.inputs import frame_to_tensors, missing_passes, tonemap
+from stylepass.core.models.inputs import frame_to_tensors, tonemap
 from stylepass.core.models.serialization import MODEL_CONFIG
 
 from ..data.augment import AugmentSettings, augmented_batch, prepare_frame

@@ -215,7 +215,7 @@ def export_candidate(stylepass: Path, run_dir: Path, work: Path) -> tuple[Path, 
     Returns the candidate's folder and the export's seconds."""
     candidate = work / "model"
     export_s = write_folder_atomic(candidate, lambda temp: run_stage(
-        "export", [stylepass, "export-model", run_dir, "--out", temp]))
+        "export", [stylepass, "export-model", run_dir, "--out", temp, "--onnx"]))
     return candidate, export_s
 
 

@@ -20,6 +20,16 @@ valid          (N, 1, H, W)  1 where geometry was hit, 0 for background   (any G
 material_id    (N, 1, H, W)  integer-valued material ids, 0 = none         (RAD models only)
 =============  ============  ============================================================
 
+Two more inputs have defaults (initializers that a caller may override), for a frame run in
+tiles, where each tile must be normalised like the whole frame:
+
+=================  =====  ===============================================================
+frame_depth_far    (1,)   the whole frame's largest valid depth; 0 (default): the input's own
+                          (models with depth only)
+frame_extent       (1,)   max(H, W) of the whole frame in pixels; 0 (default): the input's own
+                          (models with motion only)
+=================  =====  ===============================================================
+
 Outputs: ``rgb`` (N, 3, H, W), the stylised image in the model range [0, 1] (tone-mapped
 x / (1 + x)), and ``rgb_linear`` (N, 3, H, W), the same image scene-linear (>= 0, at most 1e4),
 ready to go back into the engine's HDR chain before its own tone mapper. The metadata_props of
@@ -48,15 +58,10 @@ from torch import nn
 
 from stylepass.blender_addon.contract.atomic_files import write_atomic
 from stylepass.core.inference.predict import predict
+from stylepass.core.io.colour import inverse_tonemap, tonemap
 from stylepass.core.models.config import ModelConfig, RADConfig, model_config_to_dict
-from stylepass.core.models.inputs import (
-    PASS_CHANNELS,
-    frame_to_tensors,
-    inverse_tonemap,
-    tonemap,
-)
+from stylepass.core.models.inputs import PASS_CHANNELS, frame_to_tensors
 
-ONNX_MODEL = "model.onnx"
 # Unity's Inference Engine (Sentis) imports opsets 7 to 15; Unreal NNE's ONNX Runtime reads them too.
 OPSET = 15
 # Largest |ONNX - PyTorch| accepted on the model-range output `rgb` (and on rgb_linear tone-mapped).
@@ -64,7 +69,7 @@ TOLERANCE = 1e-3
 # Sizes every export is checked at: odd sizes exercise the in-graph padding, the second
 # size proves the height and width axes are dynamic.
 CHECK_SIZES: tuple[tuple[int, int], ...] = ((67, 93), (48, 130))
-INSTALL_HINT = "pip install 'stylepass[onnx]'"
+INSTALL_HINT = "pip install onnx onnxruntime  (python build.py setup installs both)"
 OUTPUTS = ("rgb", "rgb_linear")
 
 
@@ -85,6 +90,15 @@ class OnnxInput:
     values: str
 
 
+# Inputs with a default of 0 (see the module docstring), by the pass that needs them.
+FRAME_INPUTS = {
+    "depth": OnnxInput("frame_depth_far", 1, "the whole frame's largest valid depth when the input is a "
+                       "tile of it; 0 (default): the input's own"),
+    "motion": OnnxInput("frame_extent", 1, "max(H, W) of the whole frame in pixels when the input is a tile "
+                        "of it; 0 (default): the input's own"),
+}
+
+
 _PASS_VALUES = {
     "albedo": "diffuse colour [0, 1]",
     "normal": "camera-space unit normal [-1, 1], +X right, +Y up, +Z towards the viewer",
@@ -102,6 +116,11 @@ def onnx_inputs(config: ModelConfig) -> list[OnnxInput]:
     if isinstance(config, RADConfig):
         inputs.append(OnnxInput("material_id", 1, "integer-valued material ids as float, 0 = none"))
     return inputs
+
+
+def frame_inputs(config: ModelConfig) -> list[OnnxInput]:
+    """The defaulted inputs (shape (1,), default 0) a model config's graph has, after :func:`onnx_inputs`."""
+    return [FRAME_INPUTS[name] for name in config.gbuffer_passes if name in FRAME_INPUTS]
 
 
 def uses_gbuffers(config: ModelConfig) -> bool:
@@ -126,7 +145,8 @@ class EngineGraph(nn.Module):
     """A generator plus the frame preparation around it, as one module for ONNX export.
 
     forward(*inputs) takes the tensors of :func:`onnx_inputs` in that order (each (N, C, H, W)
-    float32) and returns (rgb (N, 3, H, W) in [0, 1], rgb_linear (N, 3, H, W) >= 0). It computes
+    float32), then those of :func:`frame_inputs` (each (1,), 0 for the input's own), and returns
+    (rgb (N, 3, H, W) in [0, 1], rgb_linear (N, 3, H, W) >= 0). It computes
     what ``frame_to_tensors`` + ``predict`` + ``inverse_tonemap`` compute on a frame.
     """
 
@@ -135,7 +155,7 @@ class EngineGraph(nn.Module):
         self.generator = generator.eval()
         self.passes = tuple(config.gbuffer_passes)
         self.uses_gbuffers = uses_gbuffers(config)
-        self.names = [spec.name for spec in onnx_inputs(config)]
+        self.names = [spec.name for spec in [*onnx_inputs(config), *frame_inputs(config)]]
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         named = dict(zip(self.names, inputs, strict=True))
@@ -159,10 +179,13 @@ class EngineGraph(nn.Module):
             if name == "depth":
                 data = torch.where(mask, data, torch.zeros_like(data))  # also drops inf sky depth
                 far = torch.amax(data, dim=(1, 2, 3), keepdim=True)
+                given = named["frame_depth_far"].reshape(1, 1, 1, 1)
+                far = torch.where(given > 0, given, far)
                 data = data / torch.where(far > 0, far, torch.ones_like(far))
             elif name == "motion":
                 extent = torch.maximum(_dim(data, -2), _dim(data, -1))
-                data = data / extent
+                given = named["frame_extent"].reshape(1, 1, 1, 1)
+                data = data / torch.where(given > 0, given, extent)
             planes.append(data)
         planes.append(valid)
         return torch.cat(planes, dim=1)
@@ -213,31 +236,43 @@ def torch_reference(generator: nn.Module, config: ModelConfig, frame: Any) -> np
     return predict(generator, batch["image"], batch["gbuffers"], batch["material_id"]).numpy()
 
 
-def onnx_metadata(config: ModelConfig) -> dict[str, str]:
-    """metadata_props of an exported model: how an engine feeds it, and what it came from."""
+def onnx_metadata(config: ModelConfig, multiple: int, weights_digest: str | None) -> dict[str, str]:
+    """metadata_props of an exported model: how an engine feeds it, and what it came from.
+
+    multiple: the generator's padding multiple (tiles start on its grid); weights_digest: the
+    model folder's :func:`~stylepass.core.inference.model_files.weights_digest`, so that a runtime
+    can tell an ONNX file older than the weights beside it (None: exported without a folder).
+    """
     inputs = [
         {"name": s.name, "shape": ["N", s.channels, "H", "W"], "dtype": "float32", "values": s.values}
         for s in onnx_inputs(config)
-    ]
+    ] + [{"name": s.name, "shape": [1], "dtype": "float32", "values": s.values, "default": 0.0}
+         for s in frame_inputs(config)]
     outputs = [
         {"name": "rgb", "shape": ["N", 3, "H", "W"], "dtype": "float32",
          "values": "stylised RGB in the model range [0, 1] (tone-mapped x / (1 + x))"},
         {"name": "rgb_linear", "shape": ["N", 3, "H", "W"], "dtype": "float32",
          "values": "stylised scene-linear HDR RGB >= 0 (rgb / (1 - rgb), at most 1e4)"},
     ]
-    return {
+    metadata = {
         "stylepass.version": _stylepass_version(),
         "stylepass.family": config.family,
+        "stylepass.multiple": str(multiple),
         "stylepass.model_config": json.dumps(model_config_to_dict(config), sort_keys=True),
         "stylepass.inputs": json.dumps(inputs),
         "stylepass.outputs": json.dumps(outputs),
         "stylepass.layout": "NCHW float32; channel order RGB / XYZ; dynamic N, H, W (any H, W >= 1)",
         "stylepass.tolerance": f"checked against PyTorch at {CHECK_SIZES}: max |diff| <= {TOLERANCE} on rgb",
     }
+    if weights_digest is not None:
+        metadata["stylepass.weights_digest"] = weights_digest
+    return metadata
 
 
-def export_onnx(generator: nn.Module, config: ModelConfig, path: Path) -> float:
+def export_onnx(generator: nn.Module, config: ModelConfig, path: Path, weights_digest: str | None = None) -> float:
     """Write `generator` as an ONNX model at `path` (atomically) and check it in onnxruntime.
+
+    weights_digest: recorded in the metadata (see :func:`onnx_metadata`).
 
     The graph is traced at an odd size (so the padding to the generator's multiple is part of
     it), then run in onnxruntime at every size of :data:`CHECK_SIZES` and compared with
@@ -253,8 +288,9 @@ def export_onnx(generator: nn.Module, config: ModelConfig, path: Path) -> float:
 
     def export_and_check(tmp: Path) -> float:
         trace_feed = frame_feed(sample_frame(config, *CHECK_SIZES[0]), config)
-        args = tuple(torch.from_numpy(trace_feed[name]) for name in names)
-        axes = {name: {0: "batch", 2: "height", 3: "width"} for name in [*names, *OUTPUTS]}
+        defaults = {spec.name: np.zeros(1, dtype=np.float32) for spec in frame_inputs(config)}
+        args = tuple(torch.from_numpy({**trace_feed, **defaults}[name]) for name in names)
+        axes = {name: {0: "batch", 2: "height", 3: "width"} for name in [*trace_feed, *OUTPUTS]}
         with warnings.catch_warnings(), torch.no_grad():
             # The legacy exporter is deprecated (see the module docstring for why it is used) and
             # warns about the traced `if` on the padding size, which the odd trace size settles.
@@ -266,12 +302,14 @@ def export_onnx(generator: nn.Module, config: ModelConfig, path: Path) -> float:
             )
         model = onnx.load(str(tmp))
         _inline_squeeze_ifs(model)
+        model.graph.initializer.extend(onnx.numpy_helper.from_array(value, name) for name, value in defaults.items())
         for output in model.graph.output:  # the exporter leaves the channel count symbolic
             output.type.tensor_type.shape.dim[1].dim_value = 3
         model.producer_name = "stylepass"
         model.producer_version = _stylepass_version()
         model.doc_string = "Stylepass generator with frame preparation; see metadata_props stylepass.*"
-        onnx.helper.set_model_props(model, onnx_metadata(config))
+        onnx.helper.set_model_props(model, onnx_metadata(config, int(getattr(generator, "multiple", 1)),
+                                                         weights_digest))
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
         return verify_onnx(tmp, generator, config, onnxruntime.InferenceSession)
