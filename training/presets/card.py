@@ -83,7 +83,8 @@ def preset_card(name: str, info: dict[str, Any]) -> str:
 ## Passes it needs
 
 {passes}: the frame exports of the Stylepass add-on (`stylepass export`) have them all.
-Model: `model/model.safetensors` + `model/config.json` ({info['model_family']}, {info['weights_mb']:.1f} MB of weights), and `model/model.onnx` for ONNX Runtime.
+Model: `model/model.safetensors` + `model/config.json` ({info['model_family']}, \
+{info['weights_mb']:.1f} MB of weights), and `model/model.onnx` for ONNX Runtime.
 
 ## How it was trained
 
