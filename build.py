@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tomllib
 import xml.etree.ElementTree as ElementTree
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,19 +289,13 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def package(args: argparse.Namespace) -> int:
-    """Zip the add-on as a Blender extension (install with Blender's 'Install from Disk')."""
-    manifest = tomllib.loads((ADDON / "blender_manifest.toml").read_text())
-    dist = ROOT / "dist"
-    dist.mkdir(exist_ok=True)
-    archive = dist / f"stylepass-{manifest['version']}.zip"
-    temp = archive.with_name(f".{archive.name}.partial")
-    with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for path in sorted(ADDON.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                bundle.write(path, path.relative_to(ADDON).as_posix())
-    os.replace(temp, archive)
-    say(f"Blender extension: {archive}")
-    return 0
+    """The Blender extension zips in dist/, one per platform, built and validated by Blender's own
+    tools (training/deploy/extension_package.py, run in the bpy 5.2 environment's Python)."""
+    target = selected_blenders(["5.2"])[0]
+    setup_blender_env(target)
+    platforms = [argument for platform in args.platform or [] for argument in ("--platform", platform)]
+    return subprocess.run([bin_python(BLENDER_ENVS / target.version), ROOT / "training" / "deploy" /
+                           "extension_package.py", *platforms]).returncode
 
 
 # --- train-preset: set-up, then `stylepass train-preset` (stylepass.training.presets), same arguments.
@@ -331,6 +324,9 @@ def main() -> int:
         if name != "package":
             command.add_argument("--blender", action="append", metavar="VERSION",
                                  help="only this Blender (4.5 or 5.2); repeatable; default: all")
+        if name == "package":
+            command.add_argument("--platform", action="append", metavar="PLATFORM",
+                                 help="only this platform: linux-x64, windows-x64 or macos-arm64 (repeatable)")
         if name == "test":
             command.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
         if name == "demo":

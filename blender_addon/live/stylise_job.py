@@ -10,7 +10,7 @@ wait for the result. At the end the "Stylepass: <model>" node group reads the re
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from ..contract.export_format import frame_stem
 from ..contract.headless_protocol import BadInputError, JobCancelled
 from ..scene import compositor_nodes, gbuffer_export, passes
 from .worker_client import WorkerClient
+from .worker_runtime import WorkerRuntime, bundled_runtime, repository_runtime
 
 STYLISED_DIR = "stylised"
 _workers: dict[str, WorkerClient] = {}
@@ -39,31 +40,44 @@ class Progress:
     waiting: bool = False
 
 
-def default_worker_python() -> Path | None:
-    """The core's Python that ``build.py setup`` made, when the add-on runs from the repository."""
-    candidate = Path(os.path.realpath(Path(__file__).parent)).parents[1] / ".venv" / "bin" / "python"
-    return candidate if candidate.exists() else None
-
-
-def worker_python() -> Path:
-    """The Python the worker runs in: the add-on preference, else the repository's .venv."""
+def chosen_python() -> WorkerRuntime | None:
+    """The Python chosen in the add-on preferences, if any."""
     addon = bpy.context.preferences.addons.get(ADDON_ID)
     chosen = getattr(addon.preferences, "worker_python", "") if addon and addon.preferences else ""
-    if chosen:
-        return Path(bpy.path.abspath(chosen))
-    found = default_worker_python()
+    if not chosen:
+        return None
+    python = Path(bpy.path.abspath(chosen))
+    return WorkerRuntime(python, {}, f"the Python chosen in the preferences ({python})")
+
+
+def worker_runtime() -> WorkerRuntime:
+    """Where the stylise worker runs: the preference, else the extension's own runtime in Blender's
+    Python, else the repository's .venv (see :mod:`.worker_runtime`)."""
+    addon_dir = Path(__file__).parent.parent
+    found = (chosen_python() or bundled_runtime(addon_dir, sys.executable, sys.path)
+             or repository_runtime(addon_dir))
     if found is None:
-        raise BadInputError("no Python for the stylise worker: set it in Preferences > Add-ons > Stylepass "
-                            "(the .venv/bin/python that `python build.py setup` made)")
+        raise BadInputError("no runtime for the stylise worker: reinstall the Stylepass extension from its zip "
+                            "(it brings one), or set a Python in Preferences > Add-ons > Stylepass")
     return found
 
 
-def shared_worker(python: Path) -> WorkerClient:
-    """A running worker for ``python``, started once and reused (it keeps its model loaded)."""
-    worker = _workers.get(str(python))
+def training_python() -> Path:
+    """The Python that trains styles (it needs torch): the preference, else the repository's .venv."""
+    found = chosen_python() or repository_runtime(Path(__file__).parent.parent)
+    if found is None:
+        raise BadInputError("training a style needs Stylepass's training engine (torch), which the extension "
+                            "does not bring: set a Python that has it in Preferences > Add-ons > Stylepass "
+                            "(`python build.py setup` makes one)")
+    return found.python
+
+
+def shared_worker(runtime: WorkerRuntime) -> WorkerClient:
+    """A running worker for ``runtime``, started once and reused (it keeps its model loaded)."""
+    worker = _workers.get(runtime.key)
     if worker is None or not worker.alive:
-        worker = WorkerClient(python)
-        _workers[str(python)] = worker
+        worker = WorkerClient(runtime.python, runtime.env)
+        _workers[runtime.key] = worker
     return worker
 
 
@@ -105,7 +119,7 @@ def stylise_steps(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, frame
     gbuffer_export.check_exportable(scene, view_layer)
     gbuffer_export.prepare_output_dir(out_dir)
     total = 2 * len(frames) + 1
-    worker = shared_worker(worker_python())
+    worker = shared_worker(worker_runtime())
     for _ in worker.starting():
         yield Progress(0, total, "starting the worker", waiting=True)
     loaded = yield from _follow(worker.pending(worker.send("load", device=device, **request)), 0, total,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .. import ADDON_ID
+from ..contract.headless_protocol import JobError
 
 
 class StylepassSceneSettings(bpy.types.PropertyGroup):
@@ -59,17 +60,25 @@ class StylepassJobStatus(bpy.types.PropertyGroup):
 
 
 class StylepassPreferences(bpy.types.AddonPreferences):
-    """Add-on preferences: the Python that runs the stylise worker."""
+    """Add-on preferences: which Python runs the stylise worker and trains styles."""
 
     bl_idname = ADDON_ID
 
     worker_python: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Core Python",
-        description="Python with stylepass and torch installed (.venv/bin/python from `python build.py setup`); "
-                    "empty: the repository's .venv next to the add-on",
+        description="A Python with stylepass installed (with torch, it also trains styles), e.g. the "
+                    ".venv/bin/python that `python build.py setup` makes. Empty: stylise with the extension's "
+                    "own ONNX Runtime in Blender's Python",
         default="",
         subtype="FILE_PATH",
     )
 
     def draw(self, context: bpy.types.Context) -> None:
+        from ..live import stylise_job
+
         self.layout.prop(self, "worker_python")
+        try:
+            runtime = stylise_job.worker_runtime()
+            self.layout.label(text=f"Stylise runs in {runtime.description}", icon="INFO")
+        except JobError as exc:
+            self.layout.label(text=str(exc), icon="ERROR")

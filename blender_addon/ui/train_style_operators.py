@@ -99,7 +99,7 @@ class STYLEPASS_OT_train_style(ModalJobOperator, bpy.types.Operator):
         export_dir, folders = style_folders(scene)
         # An earlier run continues if it was trained on these paintings; with other paintings it starts over.
         resume = folders.has_checkpoint and not self.restart and folders.trained_on_current_paintings(export_dir)
-        argv = train_style_argv(stylise_job.worker_python(), export_dir, folders, scene.stylepass.device,
+        argv = train_style_argv(stylise_job.training_python(), export_dir, folders, scene.stylepass.device,
                                 resume=resume, restart=folders.has_checkpoint and not resume,
                                 steps=self.steps, patch=self.patch, minutes=self.minutes)
         self._job = TrainStyleJob(argv, export_dir)
