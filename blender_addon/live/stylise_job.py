@@ -27,6 +27,7 @@ from .worker_runtime import WorkerRuntime, bundled_runtime, repository_runtime
 
 STYLISED_DIR = "stylised"
 _workers: dict[str, WorkerClient] = {}
+_last_loaded = ""  # the runtime and device of the last model loaded (remember_loaded)
 
 
 @dataclass
@@ -70,6 +71,24 @@ def training_python() -> Path:
                             "does not bring: set a Python that has it in Preferences > Add-ons > Stylepass "
                             "(`python build.py setup` makes one)")
     return found.python
+
+
+def runtime_summary() -> str:
+    """What runs the models, for the panel: the last loaded model's runtime and device (e.g.
+    "onnxruntime 1.32.0 (CPUExecutionProvider) on cpu"), else where the worker would start."""
+    if _last_loaded:
+        return f"Runs on {_last_loaded}"
+    try:
+        return f"Runs in {worker_runtime().description}"
+    except BadInputError as exc:
+        return str(exc)
+
+
+def remember_loaded(reply: dict) -> None:
+    """Keep a load reply's runtime and device for :func:`runtime_summary`."""
+    global _last_loaded
+    runtime = reply.get("model", {}).get("runtime") or "the worker"
+    _last_loaded = f"{runtime} on {reply.get('device', '?')}"
 
 
 def shared_worker(runtime: WorkerRuntime) -> WorkerClient:
@@ -124,6 +143,7 @@ def stylise_steps(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, frame
         yield Progress(0, total, "starting the worker", waiting=True)
     loaded = yield from _follow(worker.pending(worker.send("load", device=device, **request)), 0, total,
                                 "loading the model")
+    remember_loaded(loaded)
     model_name = loaded["model"]["name"]
     original_frame = scene.frame_current
     outputs = []

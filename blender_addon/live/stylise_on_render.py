@@ -53,6 +53,7 @@ def on_render_init(scene: bpy.types.Scene, *_args: object) -> None:
         gbuffer_export.prepare_output_dir(out_dir)
         worker = stylise_job.shared_worker(stylise_job.worker_runtime())
         loaded = worker.call("load", device=scene.stylepass.device, **stylise_job.model_request(scene.stylepass.model))
+        stylise_job.remember_loaded(loaded)
         _session = RenderSession(worker, loaded["model"]["name"], out_dir)
         _report(f"stylising each rendered frame with {_session.model_name}", "RUNNING")
     except (JobError, OSError) as exc:

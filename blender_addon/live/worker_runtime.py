@@ -66,3 +66,20 @@ def repository_runtime(addon_dir: Path) -> WorkerRuntime | None:
         if candidate.is_file():
             return WorkerRuntime(candidate, {}, f"the repository's core Python ({candidate})")
     return None
+
+
+def presets_folder(addon_dir: Path) -> Path | None:
+    """The presets the worker sees by default: the extension's own, else the source checkout's."""
+    for candidate in (addon_dir / PRESETS_FOLDER, Path(os.path.realpath(addon_dir)).parent / PRESETS_FOLDER):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def available_presets(folder: Path) -> list[Path]:
+    """The preset folders in `folder` that hold a model (model.onnx, or model.safetensors + config.json)."""
+    def has_model(model: Path) -> bool:
+        return (model / "model.onnx").is_file() or ((model / "model.safetensors").is_file()
+                                                   and (model / "config.json").is_file())
+
+    return sorted(preset for preset in folder.iterdir() if preset.is_dir() and has_model(preset / "model"))

@@ -6,6 +6,7 @@ import bpy
 
 from ..contract.headless_protocol import JobError
 from ..contract.keyframes import list_keyframes
+from ..live import stylise_job
 from ..scene import compositor_nodes, gbuffer_export, passes
 from .train_style_operators import PREVIEW_IMAGE
 
@@ -83,15 +84,19 @@ def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
                          job: bpy.types.PropertyGroup) -> None:
     """Style choice, the stylise buttons, and the job's state (running, failed, done)."""
     layout.label(text="Stylise", icon="BRUSHES_ALL")
-    layout.prop(scene.stylepass, "model")
+    layout.template_icon_view(scene.stylepass, "style_preset", show_labels=True, scale=5.0, scale_popup=6.0)
+    row = layout.row(align=True)
+    row.prop(scene.stylepass, "model")
+    row.operator("stylepass.choose_model_folder", text="", icon="FILE_FOLDER")
     layout.prop(scene.stylepass, "device")
+    layout.label(text=stylise_job.runtime_summary(), icon="SYSTEM")
     layout.prop(scene.stylepass, "stylise_on_render")
     if job.state == "RUNNING":
         layout.progress(factor=job.progress, text=job.message)
         layout.operator("stylepass.cancel_stylise", icon="CANCEL")
         return
     if not scene.stylepass.model.strip():
-        layout.label(text="Choose a preset (enhance, toon, painterly, sketch) or a model folder", icon="INFO")
+        layout.label(text="Click a preset above, or choose a model folder", icon="INFO")
     row = layout.row(align=True)
     row.enabled = bool(scene.stylepass.model.strip()) and scene.camera is not None
     row.operator("stylepass.stylise", icon="RENDER_STILL")

@@ -6,6 +6,7 @@ import bpy
 
 from .. import ADDON_ID
 from ..contract.headless_protocol import JobError
+from . import style_browser
 
 
 class StylepassSceneSettings(bpy.types.PropertyGroup):
@@ -20,10 +21,16 @@ class StylepassSceneSettings(bpy.types.PropertyGroup):
     )
     model: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Style",
-        description="A shipped preset (enhance, toon, painterly, sketch) or a model folder "
-                    "(model.safetensors + config.json, from `stylepass export-model`)",
+        description="A preset's name (enhance, toon, painterly, sketch) or a model folder (model.onnx, or "
+                    "model.safetensors + config.json); the preset browser and Model folder... set it",
         default="",
         subtype="NONE",
+    )
+    style_preset: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Preset",
+        description="The shipped presets; click one to stylise with it",
+        items=style_browser.preset_items,
+        update=style_browser.on_preset_picked,
     )
     style_name: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Style name",
@@ -38,7 +45,7 @@ class StylepassSceneSettings(bpy.types.PropertyGroup):
     )
     device: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Device",
-        items=[("auto", "Auto", "The GPU if the worker's torch has CUDA, else the CPU"),
+        items=[("auto", "Auto", "The GPU if the worker's runtime has CUDA (onnxruntime-gpu), else the CPU"),
                ("cuda", "GPU (CUDA)", "Fail if CUDA is not available"),
                ("cpu", "CPU", "Slower, works everywhere")],
         default="auto",

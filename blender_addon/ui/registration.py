@@ -5,13 +5,15 @@ from __future__ import annotations
 import bpy
 
 from ..live import stylise_job, stylise_on_render, train_style_job
-from . import operators, panel, properties, stylise_operators, train_style_operators
+from . import operators, panel, properties, style_browser, stylise_operators, train_style_operators
 
 _CLASSES = (properties.StylepassSceneSettings, properties.StylepassJobStatus, properties.StylepassPreferences,
-            *operators.CLASSES, *stylise_operators.CLASSES, *train_style_operators.CLASSES, *panel.CLASSES)
+            *operators.CLASSES, *stylise_operators.CLASSES, *style_browser.CLASSES, *train_style_operators.CLASSES,
+            *panel.CLASSES)
 
 
 def register() -> None:
+    style_browser.register_icons()
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.stylepass = bpy.props.PointerProperty(type=properties.StylepassSceneSettings)
@@ -29,3 +31,4 @@ def unregister() -> None:
     del bpy.types.Scene.stylepass
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)
+    style_browser.unregister_icons()

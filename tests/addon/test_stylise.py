@@ -206,3 +206,25 @@ def test_cuda_asked_for_without_cuda_offers_the_cpu(ready_scene, nodes):
         bpy.ops.stylepass.stylise()
     assert "Set Device to CPU" in bpy.context.window_manager.stylepass_job.message
     assert nodes.installed_group(ready_scene) is None
+
+
+def test_the_style_browser_offers_the_presets_and_a_model_folder(ready_scene, swap_model, tmp_path):
+    browser = importlib.import_module(f"{EXTENSION}.ui.style_browser")
+    names = [item[0] for item in browser.preset_items(None, bpy.context)]
+    assert names == ["enhance", "painterly", "sketch", "toon"]
+    assert all(item[2] and item[2] != item[0] for item in browser.preset_items(None, bpy.context)), "a card line"
+    ready_scene.stylepass.style_preset = "toon"
+    assert ready_scene.stylepass.model == "toon"
+
+    assert bpy.ops.stylepass.choose_model_folder(directory=str(swap_model)) == {"FINISHED"}
+    assert ready_scene.stylepass.model == str(swap_model)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RuntimeError, match="holds no model"):
+        bpy.ops.stylepass.choose_model_folder(directory=str(tmp_path / "empty"))
+    assert ready_scene.stylepass.model == str(swap_model)
+
+
+def test_the_panel_says_what_runs_the_model(ready_scene):
+    job = importlib.import_module(f"{EXTENSION}.live.stylise_job")
+    assert bpy.ops.stylepass.stylise() == {"FINISHED"}
+    assert job.runtime_summary() == "Runs on onnxruntime 1.32.0 (CPUExecutionProvider) on cpu"
