@@ -22,10 +22,12 @@ from .. import ADDON_ID
 from ..contract.export_format import frame_stem
 from ..contract.headless_protocol import BadInputError, JobCancelled
 from ..scene import compositor_nodes, gbuffer_export, passes
+from .training_engine import engine_python
 from .worker_client import WorkerClient
 from .worker_runtime import WorkerRuntime, bundled_runtime, repository_runtime
 
 STYLISED_DIR = "stylised"
+ENGINE_FOLDER = "training_engine"  # in the extension's user folder
 _workers: dict[str, WorkerClient] = {}
 _last_loaded = ""  # the runtime and device of the last model loaded (remember_loaded)
 
@@ -63,13 +65,26 @@ def worker_runtime() -> WorkerRuntime:
     return found
 
 
+def engine_folder() -> Path:
+    """Where Install training engine puts its Python: the extension's own user folder (kept across
+    extension upgrades)."""
+    return Path(bpy.utils.extension_path_user(ADDON_ID, path=ENGINE_FOLDER, create=False))
+
+
 def training_python() -> Path:
-    """The Python that trains styles (it needs torch): the preference, else the repository's .venv."""
-    found = chosen_python() or repository_runtime(Path(__file__).parent.parent)
+    """The Python that trains styles (it needs torch): the preference, else the installed training
+    engine, else the repository's .venv."""
+    chosen = chosen_python()
+    if chosen is not None:
+        return chosen.python
+    engine = engine_python(engine_folder())
+    if engine is not None:
+        return engine
+    found = repository_runtime(Path(__file__).parent.parent)
     if found is None:
-        raise BadInputError("training a style needs Stylepass's training engine (torch), which the extension "
-                            "does not bring: set a Python that has it in Preferences > Add-ons > Stylepass "
-                            "(`python build.py setup` makes one)")
+        raise BadInputError("training a style needs Stylepass's training engine (torch): install it with "
+                            "Install training engine in Preferences > Add-ons > Stylepass, or set a Python "
+                            "that has it there")
     return found.python
 
 

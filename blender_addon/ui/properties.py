@@ -6,6 +6,7 @@ import bpy
 
 from .. import ADDON_ID
 from ..contract.headless_protocol import JobError
+from ..live.training_engine import BUILDS
 from . import style_browser
 
 
@@ -80,8 +81,17 @@ class StylepassPreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
     )
 
+    engine_build: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="torch build",
+        description="Which torch Install training engine downloads",
+        items=[(name, build.label, f"torch for {build.label} (about {build.download_mb} MB to download)")
+               for name, build in BUILDS.items()],
+        default="cpu",
+    )
+
     def draw(self, context: bpy.types.Context) -> None:
         from ..live import stylise_job
+        from .engine_operators import draw_engine_box
 
         self.layout.prop(self, "worker_python")
         try:
@@ -89,3 +99,4 @@ class StylepassPreferences(bpy.types.AddonPreferences):
             self.layout.label(text=f"Stylise runs in {runtime.description}", icon="INFO")
         except JobError as exc:
             self.layout.label(text=str(exc), icon="ERROR")
+        draw_engine_box(self.layout, self, context)

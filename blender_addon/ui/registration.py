@@ -5,11 +5,11 @@ from __future__ import annotations
 import bpy
 
 from ..live import stylise_job, stylise_on_render, train_style_job
-from . import operators, panel, properties, style_browser, stylise_operators, train_style_operators
+from . import engine_operators, operators, panel, properties, style_browser, stylise_operators, train_style_operators
 
 _CLASSES = (properties.StylepassSceneSettings, properties.StylepassJobStatus, properties.StylepassPreferences,
             *operators.CLASSES, *stylise_operators.CLASSES, *style_browser.CLASSES, *train_style_operators.CLASSES,
-            *panel.CLASSES)
+            *engine_operators.CLASSES, *panel.CLASSES)
 
 
 def register() -> None:
@@ -19,6 +19,7 @@ def register() -> None:
     bpy.types.Scene.stylepass = bpy.props.PointerProperty(type=properties.StylepassSceneSettings)
     bpy.types.WindowManager.stylepass_job = bpy.props.PointerProperty(type=properties.StylepassJobStatus)
     bpy.types.WindowManager.stylepass_train = bpy.props.PointerProperty(type=properties.StylepassJobStatus)
+    bpy.types.WindowManager.stylepass_engine = bpy.props.PointerProperty(type=properties.StylepassJobStatus)
     stylise_on_render.register()
 
 
@@ -26,6 +27,7 @@ def unregister() -> None:
     stylise_on_render.unregister()
     stylise_job.stop_workers()
     train_style_job.stop_all()
+    del bpy.types.WindowManager.stylepass_engine
     del bpy.types.WindowManager.stylepass_train
     del bpy.types.WindowManager.stylepass_job
     del bpy.types.Scene.stylepass

@@ -11,6 +11,8 @@ bpy 5.2 environment, whose wheel ships Blender's extension tools). What one zip 
 ``presets/NAME/``         each trained preset's ``model/model.onnx``, ``thumbnail.png``, ``CARD.md``
 ``wheels/``               onnxruntime, OpenEXR and Pillow for Python 3.11 (Blender 4.5) and 3.13
                           (Blender 5.x), for the zip's platform
+``engine/``               Stylepass's own wheel, which Install training engine puts into the
+                          training engine's venv beside torch (Blender does not install it)
 =======================  ======================================================================
 
 Blender installs the wheels that match its Python and platform when the extension is installed;
@@ -107,6 +109,9 @@ def stage_source(stage: Path, platforms: list[str]) -> None:
             for name in PRESET_FILES:
                 (stage / "presets" / preset.name / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(preset / name, stage / "presets" / preset.name / name)
+    # Stylepass's own wheel, for Install training engine (not one Blender installs: not in `wheels`)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(stage / "engine"),
+                    str(ROOT)], check=True)
     wheels = [wheel for platform in platforms for python in PYTHONS for wheel in download_wheels(platform, python)]
     (stage / "wheels").mkdir()
     for wheel in wheels:

@@ -1,0 +1,1 @@
+"""What the artist sees in Blender (bpy): the panel, its properties, operators and registration."""

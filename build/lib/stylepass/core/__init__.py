@@ -1,0 +1,1 @@
+"""Stylepass core: G-buffer I/O, models and inference. Never imports bpy."""

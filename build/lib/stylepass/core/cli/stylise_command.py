@@ -1,0 +1,105 @@
+"""``stylepass stylise``: run a trained model on exported frames (core: :mod:`stylepass.core.inference.stylise`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+
+from .arguments import CommandText, add_command, add_device_argument, add_engine_argument
+from .blender_job import make_console, print_warning
+from .interrupts import run_model_command
+
+if TYPE_CHECKING:
+    from ..inference.stylise import FrameJob, Styliser
+
+EPILOG = """outputs:
+  OUT/stylised_<frame>.exr  scene-linear half-float RGB, the input's size (frame_000012.exr
+                            gives stylised_000012.exr)
+  OUT/stylised_<frame>.png  sRGB preview
+  OUT/manifest.jsonl        one line per finished frame; re-running skips them
+
+exit codes:
+  0    every frame is stylised
+  1    unexpected failure, or out of memory even with the smallest tiles
+  2    bad input: model, preset, frame, missing passes, option, or CUDA asked for but missing
+       (a model folder without an up-to-date model.onnx needs torch to write one)
+  3    the output folder cannot be written
+  130  cancelled; run the same command again to resume
+"""
+
+
+HELP_TEXT = CommandText(
+    name="stylise",
+    help="stylise exported frames with a trained model (EXR + PNG per frame)",
+    description="""
+        Run a model on an exported frame (EXR with its JSON sidecar beside it) or on every frame of
+        an export folder. Writes OUT/stylised_<frame>.exr (scene-linear, half float) and
+        OUT/stylised_<frame>.png (sRGB preview). Re-running the same command resumes: frames this
+        model already finished are skipped.""",
+    epilog=EPILOG,
+)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``stylise`` to the CLI."""
+    parser = add_command(commands, HELP_TEXT, run_stylise)
+    parser.add_argument("input", metavar="INPUT", help="an export EXR (sidecar beside it) or an export folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="DIR",
+                        help="model folder (model.onnx, and/or model.safetensors + config.json)")
+    source.add_argument("--preset", metavar="NAME",
+                        help="a preset's trained model: presets/NAME/model/ ($STYLEPASS_PRESETS overrides presets/)")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    add_device_argument(parser)
+    add_engine_argument(parser)
+    parser.add_argument("--tile", metavar="N", type=int,
+                        help="run in overlapping N x N tiles (default: whole frames up to 2048x2048, "
+                             "1024 tiles above; smaller tiles on GPU out-of-memory)")
+
+
+def run_stylise(args: argparse.Namespace) -> int:
+    """Load the model, stylise every frame of INPUT into --out, and return the exit code."""
+    console = make_console()
+
+    def stylise_all() -> int:
+        from ..inference.stylise import frame_jobs, load_styliser, resolve_model_dir
+
+        jobs = frame_jobs(args.input, args.out)
+        model_dir = resolve_model_dir(args.model, args.preset)
+        styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset, engine=args.engine)
+        console.print(f"model {styliser.name} ({styliser.family}) in {styliser.runtime} on {styliser.device}; "
+                      f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
+        return _stylise_all(styliser, jobs, Path(args.out), console)
+
+    return run_model_command(console, stylise_all, cannot_write=f"cannot write to {args.out}",
+                             on_cancel="run the same command again to resume")
+
+
+def _stylise_all(styliser: Styliser, jobs: list[FrameJob], out_dir: Path, console: Console) -> int:
+    from ..inference.stylise import stylise_jobs
+
+    progress = Progress(TextColumn("[bold]stylise"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.description}"), TimeRemainingColumn(),
+                        console=console, disable=not console.is_terminal)
+    frames = progress.add_task("", total=len(jobs))
+
+    def on_tile(done: int, total: int) -> None:
+        progress.update(frames, description=f"tile {done}/{total}")
+
+    def on_frame(done: int, total: int, job: FrameJob, status: str) -> None:
+        progress.update(frames, completed=done, description=f"{job.output.name} {status}")
+        if not console.is_terminal:
+            console.print(f"{job.output.name} {status} ({done}/{total})", markup=False, highlight=False)
+
+    with progress:
+        summary = stylise_jobs(styliser, jobs, out_dir, on_frame, on_tile,
+                               lambda message: print_warning(progress.console, message))
+    console.print(f"done: {len(summary.stylised)} stylised, {len(summary.skipped)} already finished, "
+                  f"in {out_dir}", markup=False, highlight=False)
+    return ExitCode.OK

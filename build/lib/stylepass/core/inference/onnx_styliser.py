@@ -1,0 +1,206 @@
+"""The ONNX Runtime runtime of :class:`~stylepass.core.inference.stylise.Styliser` (numpy only).
+
+A model folder's ``model.onnx`` holds the generator with its frame preparation (tone map, depth
+and motion normalisation, valid mask, material classes, padding: see
+:mod:`stylepass.core.inference.onnx_export`), so a frame's passes go in as they were read and the
+stylised image in the model range [0, 1] comes out. Tiles are cut and blended by
+:mod:`.tiling`; each tile gets the whole frame's depth and size (the graph's ``frame_depth_far``
+and ``frame_extent`` inputs), so it is normalised as the frame is.
+
+This is the default runtime and the only one the Blender extension ships: it needs numpy and
+onnxruntime, not torch. A folder whose ``model.onnx`` is missing, or older than the
+``model.safetensors`` beside it (the ONNX file records the weights' digest), gets a new one on
+first use when torch is installed (atomically); without torch the error says how to write one.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io.colour import inverse_tonemap
+from ..io.gbuffer import GBufferFrame
+from ..io.model_files import (
+    MODEL_WEIGHTS,
+    ONNX_MODEL,
+    ModelFileError,
+    OnnxModelError,
+    OnnxModelInfo,
+    check_safetensors_file,
+    model_id,
+    onnx_model_info,
+    weights_digest,
+)
+from .stylise import FrameOutOfMemory, StyliseError, Styliser, check_device_name
+from .tiling import TileWindow, blend_tiles, tile_windows
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+INSTALL_HINT = "install it with  pip install onnxruntime  (or onnxruntime-gpu for CUDA)"
+
+
+def import_onnxruntime() -> Any:
+    """The onnxruntime module; StyliseError (``failed``) saying how to install it when missing."""
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise StyliseError(f"onnxruntime cannot be imported in {sys.executable} ({error}): {INSTALL_HINT}, "
+                           "or use --engine torch", "failed") from None
+    return onnxruntime
+
+
+def pick_providers(requested: str, available: list[str]) -> tuple[list[Any], str]:
+    """ONNX Runtime providers for a device name, and the device as a string ("cpu", "cuda:0").
+
+    "auto": CUDA when this onnxruntime has its provider, else the CPU. Raises StyliseError:
+    ``no_cuda`` when CUDA is asked for but missing, ``bad_request`` for an unknown name.
+    """
+    check_device_name(requested)
+    if requested == "cpu" or (requested == "auto" and CUDA not in available):
+        return [CPU], "cpu"
+    if CUDA not in available:
+        raise StyliseError(f"--device {requested} was asked for but this onnxruntime has no CUDA provider "
+                           f"(providers: {', '.join(available)}); install onnxruntime-gpu, or use --device cpu",
+                           "no_cuda")
+    index = int(match.group(1)) if (match := re.fullmatch(r"cuda:(\d+)", requested)) else 0
+    return [(CUDA, {"device_id": index}), CPU], f"cuda:{index}"
+
+
+def write_onnx(model_dir: Path, why: str) -> None:
+    """Write ``model_dir``'s ``model.onnx`` from its weights (atomically; needs torch and onnx).
+
+    why: what is wrong with the present file, for the error ("has no", "has an out-of-date").
+    Raises StyliseError (``bad_model``) when it cannot be written here (no torch, a read-only
+    folder, weights that are not safetensors or do not match the config).
+    """
+    try:
+        from ..models.serialization import load_model
+        from .onnx_export import OnnxMismatchError, OnnxUnavailableError, export_onnx
+    except ImportError:
+        raise StyliseError(
+            f"{model_dir} {why} {ONNX_MODEL} and this Python ({sys.executable}) has no torch to write one: run "
+            f"`stylepass export-model {model_dir} --out {model_dir} --onnx` where Stylepass's training engine is "
+            "installed, or use --engine torch there", "bad_model") from None
+    try:
+        generator, config = load_model(model_dir)
+        export_onnx(generator, config, model_dir / ONNX_MODEL, weights_digest(model_dir / MODEL_WEIGHTS))
+    except (OSError, OnnxUnavailableError, OnnxMismatchError, ValueError) as error:
+        raise StyliseError(f"{model_dir} {why} {ONNX_MODEL} and writing one failed: {error}", "bad_model") from None
+
+
+def open_session(onnxruntime: Any, onnx_path: Path, providers: list[Any]) -> tuple[Any, OnnxModelInfo]:
+    """An InferenceSession on a Stylepass ONNX file and what its metadata says.
+
+    Raises StyliseError (``bad_model``): unreadable, or not a Stylepass model (names what is missing).
+    """
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: its warnings are not the user's to act on
+    try:
+        session = onnxruntime.InferenceSession(str(onnx_path), options, providers=providers)
+    except Exception as error:  # noqa: BLE001 - onnxruntime's own exception types for unreadable files
+        raise StyliseError(f"cannot load {onnx_path}: {error}", "bad_model") from None
+    try:
+        info = onnx_model_info(onnx_path, session.get_modelmeta().custom_metadata_map,
+                               [i.name for i in session.get_inputs()])
+    except OnnxModelError as error:
+        raise StyliseError(str(error), "bad_model") from None
+    return session, info
+
+
+@dataclass
+class OnnxStyliser(Styliser):
+    """An ONNX Runtime session on a Stylepass ONNX model; `session` is an InferenceSession."""
+
+    session: Any = None
+    frame_inputs: tuple[str, ...] = ()
+
+    def _run(self, frame: GBufferFrame, tile: int | None, tile_done: Callable[[int], None]) -> np.ndarray:
+        assert self.session is not None
+        height, width = frame.size
+        feed = self.frame_feed(frame)
+        windows = tile_windows(height, width, tile, self.overlap, self.multiple, self.context)
+        done = 0
+
+        def run(window: TileWindow) -> np.ndarray:
+            nonlocal done
+            crops = {name: array if array.ndim == 1 else np.ascontiguousarray(array[(..., *window.outer)])
+                     for name, array in feed.items()}
+            try:
+                (rgb,) = self.session.run(["rgb"], crops)
+            except Exception as error:  # onnxruntime raises its own RuntimeException types
+                if "allocat" in str(error).lower():
+                    raise FrameOutOfMemory from None
+                raise
+            done += 1
+            tile_done(done)
+            return rgb[0]
+
+        if len(windows) == 1:
+            model_range = run(windows[0])
+        else:
+            model_range = blend_tiles(run, height, width, windows)
+        return inverse_tonemap(np.clip(model_range, 0.0, 1.0)).astype(np.float32, copy=False)
+
+    def release_memory(self) -> None:
+        pass  # ONNX Runtime's arena keeps its memory for the next run; close() frees it
+
+    def close(self) -> None:
+        self.session = None
+
+    def frame_feed(self, frame: GBufferFrame) -> dict[str, np.ndarray]:
+        """The graph's inputs for a whole frame: each pass as (1, C, H, W) float32, plus the frame's
+        largest valid depth and size, (1,) float32, for the defaulted inputs the graph has."""
+        valid = np.asarray(frame.valid, dtype=bool)
+        height, width = valid.shape
+        arrays: dict[str, Any] = {"beauty": frame.beauty, "valid": valid, "material_id": frame.material_id}
+        feed = {}
+        for name in self.session.get_inputs():
+            array = np.asarray(arrays[name.name] if name.name in arrays else getattr(frame, name.name),
+                               dtype=np.float32)
+            feed[name.name] = array.reshape(1, -1, height, width)
+        if "frame_depth_far" in self.frame_inputs:
+            depth = np.where(valid, np.asarray(frame.depth, dtype=np.float32).reshape(height, width), 0.0)
+            feed["frame_depth_far"] = np.array([max(float(depth.max()), 0.0)], dtype=np.float32)
+        if "frame_extent" in self.frame_inputs:
+            feed["frame_extent"] = np.array([max(height, width)], dtype=np.float32)
+        return feed
+
+
+def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str | None) -> OnnxStyliser:
+    """An ONNX Runtime session on ``model_dir``'s ``model.onnx``, written first (atomically, with
+    torch) when it is missing or older than the folder's ``model.safetensors``.
+
+    Raises StyliseError: ``bad_model`` (no model, not a Stylepass model, unreadable file, an ONNX
+    file needed but not writable here), ``no_cuda``, ``bad_request`` (unknown device, tile too
+    small), ``failed`` (no onnxruntime).
+    """
+    onnxruntime = import_onnxruntime()
+    providers, device_name = pick_providers(device, onnxruntime.get_available_providers())
+    if model_dir.is_file():
+        try:
+            check_safetensors_file(model_dir)  # a pickle is refused with the reason
+        except ModelFileError as error:
+            raise StyliseError(str(error), "bad_model") from None
+        raise StyliseError(f"{model_dir} is a file: give the model folder that holds it", "bad_model")
+    onnx_path, weights = model_dir / ONNX_MODEL, model_dir / MODEL_WEIGHTS
+    if not onnx_path.is_file():
+        if not weights.is_file():
+            raise StyliseError(f"{model_dir} holds neither {ONNX_MODEL} nor {MODEL_WEIGHTS}: give a model folder "
+                               "(write one with `stylepass export-model RUN --out DIR --onnx`)", "bad_model")
+        write_onnx(model_dir, "has no")
+    session, info = open_session(onnxruntime, onnx_path, providers)
+    if weights.is_file() and info.weights_digest != weights_digest(weights):
+        write_onnx(model_dir, "has an out-of-date")
+        session, info = open_session(onnxruntime, onnx_path, providers)
+    overridable = tuple(i.name for i in session.get_overridable_initializers())
+    return OnnxStyliser(
+        name=name or model_dir.name, model_id=model_id(model_dir), family=info.family, passes=info.passes,
+        multiple=info.multiple, device=device_name,
+        runtime=f"onnxruntime {onnxruntime.__version__} ({session.get_providers()[0]})", tile=tile,
+        session=session, frame_inputs=overridable)

@@ -1,0 +1,1 @@
+"""Training: configs, datasets, losses, metrics, the training loop, checkpoints, export, CLI."""

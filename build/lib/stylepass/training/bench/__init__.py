@@ -1,0 +1,1 @@
+"""``stylepass bench``: speed of the presets, the model families and the baselines."""

@@ -1,0 +1,1 @@
+"""Training data: paired and unpaired datasets, augmentation, deterministic crops, target images."""

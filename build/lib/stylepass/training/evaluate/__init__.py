@@ -1,0 +1,1 @@
+"""Image-quality metrics and the held-out evaluation behind ``stylepass evaluate``."""

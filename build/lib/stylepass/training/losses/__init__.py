@@ -1,0 +1,1 @@
+"""Losses: adversarial/pix2pix, cartoon (White-box) and VGG perceptual."""

@@ -1,0 +1,116 @@
+"""A preset's ``CARD.md``: what it does, the passes it needs, how it was trained, its quality on the
+validation split and on held-out real assets, its speed. Every figure comes from the run that made it.
+
+The card is written from the run's ``info`` (also saved as ``.build/presets/NAME/card.json``):
+
+- ``command_args``: the ``train-preset`` arguments that reproduce the run;
+- ``metrics``: ``{"psnr", "ssim", "step"}`` of the run's final validation;
+- ``baseline``: ``{"pairs", "psnr", "ssim"}`` of the untouched input on the same pairs;
+- ``speed``: ``{"ms", "device", "threads"}`` per 512x512 frame;
+- ``real_assets``: :func:`stylepass.training.presets.pipeline.evaluate_real_assets`'s summary, or None;
+- the run's settings and times: ``passes``, ``device``, ``device_name``, ``model_family``, ``weights_mb``,
+  ``pairs``, ``train_pairs``, ``val_pairs``, ``resolution``, ``steps``, ``batch``, ``crop``, ``dataset_s``,
+  ``dataset_resumed``, ``train_s``, ``export_s``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# What each shipped preset does: the card's first line.
+PRESET_KINDS = {"enhance": "a fast render (Cycles, 8 samples, direct light only) made to look like a "
+                           "256-sample path-traced render with global illumination (RAD generator)",
+                "toon": "flat colour bands and ink lines (pix2pix U-Net)",
+                "painterly": "the brush-stroke look of a Kuwahara filter (pix2pix U-Net)",
+                "sketch": "pencil lines on paper white (pix2pix U-Net)"}
+
+
+def real_assets_section(real: dict[str, Any] | None) -> str:
+    """The card's figures on held-out real assets (the means of `stylepass evaluate`'s report)."""
+    if real is None:
+        return ""
+    names = {"model": "this model", "input": "untouched input", "denoise": "Blender's Denoise node on the input"}
+    rows = "\n".join(f"| {names[method]} | {real['means'][method]['psnr']:.2f} | {real['means'][method]['ssim']:.4f} | "
+                     f"{real['means'][method]['detail']:.2f} |" for method in names if method in real["means"])
+    denoise_note = ("\nThe inputs are rendered with Cycles' own denoiser on (Blender's default), so the Denoise node "
+                    "changes little:\nwhat the model adds is the missing indirect light, not less noise.\n"
+                    if "denoise" in real["means"] else "")
+    verdict = ("The model beats the untouched input on both." if real["beats_input"] else
+               "**The model does not beat the untouched input on both figures here: treat it as unfinished.**")
+    missed = real.get("missed_bars", [])
+    bars = ("Quality bars (`bars.toml`), scene by scene: all met.\n" if not missed else
+            "**Quality bars (`bars.toml`) missed (installed with `--accept-worse`):**\n\n"
+            + "".join(f"- {line}\n" for line in missed))
+    return f"""
+## Quality on held-out real assets ({real['count']} scenes, {real['resolution']})
+
+The shared glTF assets ({', '.join(real['assets'])}), never used in training, in procedural rooms
+(`real_assets.toml`), rendered and scored like the validation split by
+`stylepass evaluate` ([report](real_assets.json)). {verdict}
+
+| | PSNR (dB) | SSIM | fine detail (output / target) |
+|---|---|---|---|
+{rows}
+{denoise_note}
+{bars}
+`real_assets.png`: {' | '.join(real['columns'])} of the first scenes.
+"""
+
+
+def preset_card(name: str, info: dict[str, Any]) -> str:
+    """The Markdown of presets/``name``/CARD.md from the run's ``info`` (keys: this module's docstring)."""
+    m, b, s = info["metrics"], info["baseline"], info["speed"]
+    passes = ", ".join(["beauty (Combined)", *info["passes"], "material ids", "valid mask (alpha)"])
+    device_words = "CPU" if info["device"] == "cpu" else "CUDA GPU"
+    size_note = ("a small model trained on the CPU of a 2-core machine for a few minutes: it gets the "
+                 "gist of the style, not its finesse; `python build.py train-preset "
+                 f"{name} --device cuda` on a GPU machine trains the larger run" if info["device"] == "cpu"
+                 else "trained on a GPU")
+    dataset_note = (f"{info['dataset_s']:.0f} s" if not info["dataset_resumed"]
+                    else f"{info['dataset_s']:.0f} s (checking a dataset rendered earlier by the same "
+                         "`stylepass dataset` command, not timed here)")
+    dataset_row = (f"`dataset.toml`: {info['pairs']} procedural scenes at {info['resolution']} "
+                   f"({info['train_pairs']} train, {info['val_pairs']} validation, split by scene)")
+    time_row = (f"dataset {dataset_note}; training {info['train_s']:.0f} s (wall, summed over resumed runs); "
+                f"export {info['export_s']:.1f} s")
+    return f"""# {name}
+
+{PRESET_KINDS.get(name, name)}.
+
+**This is {size_note}.** Every figure below was measured by the run that made this model
+(`python build.py train-preset {info['command_args']}`).
+
+## Passes it needs
+
+{passes}: the frame exports of the Stylepass add-on (`stylepass export`) have them all.
+Model: `model/model.safetensors` + `model/config.json` ({info['model_family']}, \
+{info['weights_mb']:.1f} MB of weights), and `model/model.onnx` for ONNX Runtime.
+
+## How it was trained
+
+| | |
+|---|---|
+| dataset | {dataset_row} |
+| training | `train.toml`: {info['steps']} steps, batch {info['batch']}, {info['crop']} px crops |
+| device | {device_words} ({info['device_name']}) |
+| time | {time_row} |
+
+## Quality (validation split, {info['val_pairs']} held-out scenes, full {info['resolution']} frames)
+
+| | PSNR (dB) | SSIM |
+|---|---|---|
+| this model | {m['psnr']:.2f} | {m['ssim']:.4f} |
+| untouched input | {b['psnr']:.2f} | {b['ssim']:.4f} |
+
+Model figures: `val/psnr` and `val/ssim` of the run's final validation (step {m['step']}); input
+figures: the same metric functions (`stylepass.training.evaluate.metrics`) on the same pairs, with the
+input's tone-mapped beauty in place of the output. Procedural validation scenes; the real assets
+follow.
+{real_assets_section(info.get("real_assets"))}
+## Speed
+
+{s['ms']:.0f} ms per 512x512 frame on the {device_words} ({s['device']}, {s['threads']} threads;
+median of 5 after a warm-up, whole frame, no tiling).
+
+`thumbnail.png`: input | output | target of the first validation pair.
+"""
