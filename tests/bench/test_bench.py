@@ -55,8 +55,14 @@ def test_quick_report_has_every_model_with_finite_figures(report: dict[str, Any]
     training = {row["model"]: row for row in measured(report["training"])}
     assert TRAIN_BASELINE in training and training[TRAIN_BASELINE]["dtype"] == "float32"
     assert all(positive(row["steps_per_s"]) for row in training.values())
-    worker = measured(report["worker"])
-    assert {row["model"] for row in worker} == presets
+    worker = measured(report["worker"]) + measured(report["worker_torch"])
+    assert {row["model"] for row in measured(report["worker"])} == presets
+    assert {row["engine"] for row in worker} == {"onnx", "torch"}
+    runtimes = report["runtimes"]
+    assert {row["model"] for row in runtimes} == presets
+    for row in runtimes:  # ONNX Runtime and torch side by side, from the same run
+        assert math.isclose(row["total_speedup"], row["torch_total_ms"] / row["onnx_total_ms"])
+        assert positive(row["onnx_model_ms"]) and positive(row["torch_model_ms"])
     for row in worker:
         assert positive(row["total_ms"]) and positive(row["model_ms"]) and positive(row["read_gbuffer_ms"])
         assert math.isclose(row["beyond_model_ms"], row["total_ms"] - row["model_ms"])

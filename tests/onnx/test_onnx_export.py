@@ -41,6 +41,9 @@ TINY = {
     # the demodulated output and the edge guides are inside the generator: the graph computes them too
     "unet_demodulated": {"family": "unet", "gbuffer_passes": ["depth", "albedo", "normal"], "base_width": 4,
                          "depth": 3, "demodulated": True, "edge_guides": True},
+    # the painterly stage: a fixed Kuwahara filter after the network
+    "unet_kuwahara": {"family": "unet", "gbuffer_passes": ["albedo", "normal"], "base_width": 4, "depth": 3,
+                      "kuwahara_radius": 3},
     "rad": {
         "family": "rad", "gbuffer_passes": ["albedo", "normal", "depth", "motion"],
         "widths": [4, 8, 8], "blocks": [1, 1, 1], "gbuffer_widths": [4, 4, 8], "num_materials": 4,

@@ -17,10 +17,15 @@ The worker is always a separate process: Blender's process never imports onnxrun
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import platform
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..contract.headless_protocol import BadInputError
 
 RUNTIME_FOLDER = "runtime"  # the worker's code inside the extension
 PRESETS_FOLDER = "presets"  # the presets inside the extension
@@ -50,6 +55,8 @@ def bundled_runtime(addon_dir: Path, python: str, sys_path: Sequence[str]) -> Wo
     runtime = addon_dir / RUNTIME_FOLDER
     if not (runtime / "stylepass" / "core" / "inference" / "worker.py").is_file():
         return None
+    if importlib.util.find_spec("onnxruntime") is None:  # looked up, not imported
+        raise BadInputError(missing_wheels_message(addon_dir))
     packages = [entry for entry in sys_path if Path(entry).name in ("site-packages", "dist-packages")]
     return WorkerRuntime(
         Path(python),
@@ -57,6 +64,17 @@ def bundled_runtime(addon_dir: Path, python: str, sys_path: Sequence[str]) -> Wo
          "PYTHONNOUSERSITE": "1"},
         "Blender's Python with the extension's ONNX Runtime",
     )
+
+
+def missing_wheels_message(addon_dir: Path) -> str:
+    """Why the extension's runtime cannot run here: which Pythons and platforms its wheels are for,
+    and what works without them."""
+    tags = sorted({"-".join(wheel.name.split("-")[2:5:2]).removesuffix(".whl")
+                   for wheel in (addon_dir / "wheels").glob("onnxruntime-*.whl")})
+    here = f"Python {sys.version_info.major}.{sys.version_info.minor} on {sys.platform} {platform.machine()}"
+    return (f"this Stylepass extension has no ONNX Runtime for {here} (its wheels: {', '.join(tags) or 'none'}): "
+            "install the zip for this platform, or set a Python with stylepass in Preferences > Add-ons > Stylepass. "
+            "Set up passes, Export G-buffers and painted keyframes work without it")
 
 
 def repository_runtime(addon_dir: Path) -> WorkerRuntime | None:
