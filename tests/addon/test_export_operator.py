@@ -75,6 +75,10 @@ class LayoutRecorder:
     def progress(self, factor: float = 0.0, text: str = "", **kwargs) -> None:
         self.log.append(("progress", text, factor))
 
+    def template_icon_view(self, data, name: str, **kwargs) -> None:
+        assert hasattr(data, name)
+        self.log.append(("icon_view", name, None))
+
 
 def draw(addon, scene) -> list:
     log: list = []
@@ -89,7 +93,10 @@ def test_panel_draws_every_state(addon, demo_scene, view_layer):
     assert ("label", "normal", "X") in missing
     assert {e[1] for e in missing if e[0] == "operator"} == {
         "stylepass.setup_passes", "stylepass.remove_passes", "stylepass.export_gbuffers",
-        "stylepass.add_painted_keyframe", "stylepass.stylise", "stylepass.stylise_animation"}
+        "stylepass.add_painted_keyframe", "stylepass.choose_model_folder", "stylepass.stylise",
+        "stylepass.stylise_animation"}
+    assert ("icon_view", "style_preset", None) in missing  # the preset browser
+    assert any(e[0] == "label" and e[1].startswith("Runs in ") and e[2] == "SYSTEM" for e in missing)
 
     bpy.ops.stylepass.setup_passes()
     ready = draw(addon, demo_scene)
@@ -105,7 +112,7 @@ def test_panel_draws_every_state(addon, demo_scene, view_layer):
     demo_scene.camera = bpy.data.objects["Stylepass Camera"]
     job = bpy.context.window_manager.stylepass_job
     stylise_row = next(e[2] for e in ready if e[:2] == ("operator", "stylepass.stylise"))
-    assert not stylise_row.enabled and any("Choose a preset" in e[1] for e in ready if e[0] == "label")
+    assert not stylise_row.enabled and any("Click a preset" in e[1] for e in ready if e[0] == "label")
     demo_scene.stylepass.model = "toon"
     chosen = draw(addon, demo_scene)
     assert next(e[2] for e in chosen if e[:2] == ("operator", "stylepass.stylise")).enabled

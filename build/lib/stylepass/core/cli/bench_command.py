@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="measure the speed of presets, model families and baselines (JSON)",
         description="Time every shipped preset, each model family and two baselines (our RAD generator "
                     "in the EPE layout, pix2pix unet_256) at 512x512, 1920x1080 and 3840x2160, training "
-                    "steps/s, a tiled 7680x4320 frame and the worker end to end; write the figures, the "
-                    "ratios and the performance targets (pass/fail) to --out. See benchmarks/README.md.",
+                    "steps/s, a tiled 7680x4320 frame and the worker end to end (ONNX Runtime and torch side "
+                    "by side); write the figures, the ratios and the performance targets (pass/fail) to --out. "
+                    "See benchmarks/README.md.",
     )
     parser.add_argument("--device", default="auto", help="cuda, cuda:N or cpu (default: cuda when usable)")
     parser.add_argument("--quick", action="store_true",
@@ -78,6 +79,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return _fail(f"cannot write {args.out}: {error}", ExitCode.OUTPUT_UNWRITABLE)
     for line in target_lines(report):
         console.print(line, markup=False)
+    for row in report["runtimes"]:
+        console.print(f"{row['model']} {row['size']}: ONNX Runtime {row['onnx_total_ms']:.0f} ms, torch "
+                      f"{row['torch_total_ms']:.0f} ms end to end ({row['total_speedup']:.2f}x); model alone "
+                      f"{row['onnx_model_ms']:.0f} against {row['torch_model_ms']:.0f} ms", markup=False)
     console.print(f"report written to {args.out}", markup=False)
     return ExitCode.OK
 

@@ -40,11 +40,15 @@ class UNetConfig:
     residual: bool = False  # predict a change to the input image (starts as the identity)
     demodulated: bool = False  # output = albedo x predicted shading + predicted base (needs albedo)
     edge_guides: bool = False  # depth and normal edges as two more inputs (needs depth and normal)
+    kuwahara_radius: int = 0  # > 0: a fixed Kuwahara filter of this radius (px) ends the network (paint)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range or options whose passes are missing."""
         _check_passes(self.gbuffer_passes)
         _check_positive(base_width=self.base_width, depth=self.depth)
+        if not 0 <= self.kuwahara_radius <= MAX_KUWAHARA_RADIUS:
+            raise ConfigError(f"model.kuwahara_radius = {self.kuwahara_radius}; allowed: 0 (off) to "
+                              f"{MAX_KUWAHARA_RADIUS} pixels (the stylise tiles' context)")
         if self.norm not in NORM_KINDS:
             raise ConfigError(f"model.norm = {self.norm!r}; allowed: {', '.join(NORM_KINDS)}")
         if self.residual and self.demodulated:
@@ -125,13 +129,14 @@ def model_config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
 
 # U-Net options added after model files were first shipped: written only when on, so that a model
 # that does not use them stays readable by the Stylepass versions before them (which refuse unknown keys).
-WRITTEN_ONLY_WHEN_ON = ("demodulated", "edge_guides")
+WRITTEN_ONLY_WHEN_ON = ("demodulated", "edge_guides", "kuwahara_radius")
+MAX_KUWAHARA_RADIUS = 16  # within the 32 px of context stylise gives each tile
 
 
 def model_config_to_dict(config: ModelConfig) -> dict[str, Any]:
     """JSON/TOML-ready dict of a model config (tuples become lists; see WRITTEN_ONLY_WHEN_ON)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
-            if not (k in WRITTEN_ONLY_WHEN_ON and v is False)}
+            if not (k in WRITTEN_ONLY_WHEN_ON and v in (False, 0))}
 
 
 def build_generator(config: ModelConfig) -> nn.Module:
@@ -139,7 +144,8 @@ def build_generator(config: ModelConfig) -> nn.Module:
     if isinstance(config, UNetConfig):
         channels = gbuffer_channels(config.gbuffer_passes) if config.gbuffer_passes else 0
         return UNetGenerator(config.base_width, config.depth, channels, config.norm, config.residual,
-                             config.demodulated, config.edge_guides, pass_slices(config.gbuffer_passes))
+                             config.demodulated, config.edge_guides, pass_slices(config.gbuffer_passes),
+                             config.kuwahara_radius)
     return RADGenerator(
         gbuffer_channels(config.gbuffer_passes),
         config.widths,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .guides import edge_guides
+from .kuwahara import KuwaharaFilter
 from .norms import make_norm
 from .padding import crop_to, pad_to_multiple
 
@@ -91,12 +92,14 @@ class UNetGenerator(nn.Module):
       (metals, glass, emission: their Diffuse Color is black), b adds what neither has (lines, sky).
 
     With `edge_guides` the depth and normal edges of :mod:`.guides` (2 channels) join the inputs.
+    With `kuwahara_radius` > 0 a fixed generalized Kuwahara filter (:mod:`.kuwahara`) of that
+    radius ends the network: the network learns the colours, the filter lays them down as paint.
     """
 
     def __init__(
         self, base_width: int = 64, depth: int = 7, gbuffer_channels: int = 0, norm: str = "channel",
         residual: bool = False, demodulated: bool = False, edge_guides: bool = False,
-        pass_slices: Mapping[str, tuple[int, int]] | None = None,
+        pass_slices: Mapping[str, tuple[int, int]] | None = None, kuwahara_radius: int = 0,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -113,6 +116,7 @@ class UNetGenerator(nn.Module):
         self.pass_slices = slices
         self.demodulated = demodulated
         self.edge_guides = edge_guides
+        self.kuwahara = KuwaharaFilter(kuwahara_radius) if kuwahara_radius > 0 else None
         in_channels = 3 + gbuffer_channels + (2 if edge_guides else 0)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, base_width, 3, padding=1), nn.LeakyReLU(0.2))
         widths = [level_width(base_width, level) for level in range(depth + 1)]
@@ -172,7 +176,9 @@ class UNetGenerator(nn.Module):
             render = image.float().clamp(0.0, 1.0 - RESIDUAL_EPS)
             render = render / (1.0 - render)  # the model range back to scene-linear
             linear = self._pass(gbuffers, "albedo") * shading + render * gain + base
-            return (linear / (1.0 + linear)).to(out.dtype)
-        if self.residual:
-            out = out + torch.logit(image.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
-        return torch.sigmoid(out)
+            styled = (linear / (1.0 + linear)).to(out.dtype)
+        else:
+            if self.residual:
+                out = out + torch.logit(image.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
+            styled = torch.sigmoid(out)
+        return styled if self.kuwahara is None else self.kuwahara(styled)

@@ -12,7 +12,9 @@ events and no host-device copies in the timed loop; CPU: float32 and ``time.perf
 * ``training``: optimisation steps/s of each preset's training config at 256x256, batch 16 (the
   training loop's own step, bf16 on CUDA) and of the pix2pix reference in float32.
 * ``worker``: one exported frame through the worker (``stylepass.core.inference.worker``: read_gbuffer ->
-  model -> atomic EXR write), wall time, and the part beyond the model's own time.
+  model -> atomic EXR write) in ONNX Runtime, as ``stylepass stylise`` and the add-on run it, wall
+  time, and the part beyond the model's own time; ``worker_torch``: the same in torch;
+  ``runtimes``: the two side by side per preset and size, with torch's time over ONNX Runtime's.
 * ``ratios`` and ``scaling``: each preset and family against its family's baseline, and the
   3840x2160 time over the 1920x1080 time; ``targets``: each target, its figure, pass or fail.
 
@@ -41,7 +43,7 @@ from .inference_timing import measure_inference, measure_tiled_8k
 from .settings import Log, Settings
 from .targets import evaluate_targets, ratios, scaling
 from .training_speed import measure_training
-from .worker_timing import measure_worker
+from .worker_timing import measure_worker, runtime_ratios
 
 SCHEMA = "stylepass-bench/1"
 
@@ -65,7 +67,9 @@ def run_bench(device: torch.device, quick: bool = False, compile: bool = False, 
     report["inference"] = inference
     report["tiled_8k"] = [measure_tiled_8k(c, settings, log) for c in candidates if c.role == "preset"]
     report["training"] = measure_training(candidates, settings, log)
-    report["worker"] = measure_worker(candidates, inference, settings, log)
+    report["worker"] = measure_worker(candidates, inference, settings, log, engine="onnx")
+    report["worker_torch"] = measure_worker(candidates, inference, settings, log, engine="torch")
+    report["runtimes"] = runtime_ratios(report["worker"], report["worker_torch"])
     report["ratios"] = ratios(inference)
     report["scaling"] = scaling(inference)
     report["targets"] = evaluate_targets(report)

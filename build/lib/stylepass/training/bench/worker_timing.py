@@ -3,6 +3,7 @@ through the worker (``read_gbuffer`` -> model -> atomic EXR write), and where th
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import tempfile
@@ -60,16 +61,16 @@ def write_synthetic_export(path: Path, height: int, width: int, seed: int = 0) -
     return path
 
 
-def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]], settings: Settings,
-                   log: Log) -> list[dict[str, Any]]:
-    """Each preset's worker on one exported frame per size: load, then stylise requests timed
-    wall-clock; ``model_ms`` is the worker's own model on tensors already on the device.
+def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]], settings: Settings, log: Log,
+                   engine: str = "onnx") -> list[dict[str, Any]]:
+    """Each preset's worker on one exported frame per size, in `engine` ("onnx": ONNX Runtime, what
+    ``stylepass stylise`` and the add-on run; "torch"): load, then stylise requests timed
+    wall-clock; ``model_ms`` is the runtime's own model call on inputs already prepared.
 
     Where the time goes: ``phase_read_ms``, ``phase_stylise_ms`` and ``phase_write_ms`` are the
     worker's own timings of its requests (medians; :class:`~stylepass.core.inference.stylise.FrameTimings`),
-    and ``transfer_and_prepare_ms`` is the stylise phase beyond the model (tone map, G-buffer
-    stacking, host-device copies, the inverse tone map); ``read_gbuffer_ms`` and ``write_exr_ms``
-    time the reader and writer alone.
+    and ``transfer_and_prepare_ms`` is the stylise phase beyond the model (frame preparation, copies,
+    the inverse tone map); ``read_gbuffer_ms`` and ``write_exr_ms`` time the reader and writer alone.
     """
     measured = {(row["model"], row["size"]) for row in inference if "ms_per_frame" in row}
     rows = []
@@ -78,7 +79,7 @@ def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]],
         for size in settings.worker_sizes:
             frame_path = write_synthetic_export(folder / f"frame_{size_label(size)}.exr", *size)
             for candidate in (c for c in candidates if c.role == "preset"):
-                entry = {"model": candidate.name, "size": size_label(size), "preview_png": False}
+                entry = {"model": candidate.name, "size": size_label(size), "engine": engine, "preview_png": False}
                 if (candidate.name, size_label(size)) not in measured:
                     rows.append(skipped(entry, "its inference at this size was not measured", log))
                     continue
@@ -88,9 +89,10 @@ def measure_worker(candidates: list[Candidate], inference: list[dict[str, Any]],
 
 def time_worker(candidate: Candidate, size: tuple[int, int], frame_path: Path, entry: dict[str, Any],
                 settings: Settings, log: Log) -> dict[str, Any]:
-    """One preset's worker on the exported frame at `frame_path` (of `size`): `entry` with the
-    timings of :func:`measure_worker`, or `entry` skipped when the device runs out of memory.
-    Its outputs are written beside `frame_path`."""
+    """One preset's worker (in ``entry["engine"]``) on the exported frame at `frame_path` (of `size`):
+    `entry` with the timings of :func:`measure_worker`, or `entry` skipped when the device runs out
+    of memory. Its outputs are written beside `frame_path`."""
+    from stylepass.core.inference.onnx_styliser import OnnxStyliser
     from stylepass.core.inference.stylise import write_exr_atomic
     from stylepass.core.inference.worker import Worker
     from stylepass.core.io.gbuffer import read_gbuffer
@@ -100,10 +102,19 @@ def time_worker(candidate: Candidate, size: tuple[int, int], frame_path: Path, e
     replies: list[dict[str, Any]] = []
     worker = Worker(replies.append)
     worker.handle(json.dumps({"id": 1, "cmd": "load", "model": str(candidate.model_dir), "device": str(device),
-                              "engine": "torch"}))
-    if not replies[-1].get("ok") or not isinstance(worker.styliser, TorchStyliser) or worker.styliser.model is None:
+                              "engine": entry["engine"]}))
+    styliser = worker.styliser
+    if replies[-1].get("kind") == "no_cuda":  # e.g. an onnxruntime without its CUDA provider
+        return skipped(entry, str(replies[-1]["error"]), log)
+    if not replies[-1].get("ok") or styliser is None:
         raise RuntimeError(f"the worker could not load {candidate.name}: {replies[-1]}")
-    torch_model = worker.styliser.model
+    if isinstance(styliser, TorchStyliser) and styliser.model is not None:
+        model_call = predict_call(styliser.model, device_inputs(candidate, size, device))
+    elif isinstance(styliser, OnnxStyliser):
+        feed = styliser.frame_feed(read_gbuffer(frame_path))
+        model_call = functools.partial(styliser.session.run, ["rgb"], feed)
+    else:
+        raise RuntimeError(f"no model call to time for {type(styliser).__name__}")
     output = folder / f"stylised_{candidate.name.split(':')[1]}.exr"
     request = json.dumps({"id": 2, "cmd": "stylise", "input": str(frame_path), "output": str(output)})
 
@@ -124,17 +135,33 @@ def time_worker(candidate: Candidate, size: tuple[int, int], frame_path: Path, e
         read = median_wall_ms(lambda: read_gbuffer(frame_path), settings.worker_repeats)
         rgb = read_gbuffer(frame_path).beauty  # compresses like a smooth stylised frame
         write = median_wall_ms(lambda: write_exr_atomic(folder / "write_only.exr", rgb), settings.worker_repeats)
-        inputs = device_inputs(candidate, size, device)
-        model_ms = median_ms(predict_call(torch_model, inputs), settings.repeats, 1, device)
+        model_ms = median_ms(model_call, settings.repeats, 1, device)
     except torch.OutOfMemoryError:
         return skipped(entry, out_of_memory(device), log)
     finally:
         worker.handle(json.dumps({"id": 3, "cmd": "shutdown"}))
-    log(f"worker {candidate.name} {size_label(size)}: {total:.1f} ms end to end, "
+    log(f"worker {candidate.name} {size_label(size)} ({entry['engine']}): {total:.1f} ms end to end, "
         f"{total - model_ms:.1f} ms beyond the model")
     return {**entry, "total_ms": total, "model_ms": model_ms, "beyond_model_ms": total - model_ms,
             "read_gbuffer_ms": read, "write_exr_ms": write, **in_request,
             "transfer_and_prepare_ms": in_request["phase_stylise_ms"] - model_ms}
+
+
+def runtime_ratios(onnx_rows: list[dict[str, Any]], torch_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ONNX Runtime beside torch, per preset and size: both end-to-end and model times, and how many
+    times faster ONNX Runtime is (torch ms / ONNX Runtime ms), from the same run."""
+    torch_by_key = {(row["model"], row["size"]): row for row in torch_rows if "total_ms" in row}
+    rows = []
+    for row in onnx_rows:
+        other = torch_by_key.get((row["model"], row["size"]))
+        if "total_ms" not in row or other is None:
+            continue
+        rows.append({"model": row["model"], "size": row["size"],
+                     "onnx_total_ms": row["total_ms"], "torch_total_ms": other["total_ms"],
+                     "onnx_model_ms": row["model_ms"], "torch_model_ms": other["model_ms"],
+                     "total_speedup": other["total_ms"] / row["total_ms"],
+                     "model_speedup": other["model_ms"] / row["model_ms"]})
+    return rows
 
 
 def median_wall_ms(fn: Callable[[], object], repeats: int) -> float:
