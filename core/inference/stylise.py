@@ -228,7 +228,7 @@ class Styliser(ABC):
 
         Tiles shrink on out-of-memory (see :func:`smaller_tile`); `on_tile(done, total)` after
         each tile, `on_note(message)` when falling back to smaller tiles.
-        Raises StyliseError: ``missing_passes``, ``out_of_memory``.
+        Raises StyliseError: ``missing_passes``, ``out_of_memory``, ``bad_model`` (NaN or Inf out).
         """
         missing = missing_passes(frame, self.passes)
         if missing:
@@ -247,7 +247,8 @@ class Styliser(ABC):
                     on_tile(done, total)
 
             try:
-                return self._run(frame, tile, tile_done)
+                rgb = self._run(frame, tile, tile_done)
+                break
             except FrameOutOfMemory:
                 pass  # retried below, outside the handler, so the failed attempt's buffers are freed
             self.release_memory()
@@ -261,6 +262,10 @@ class Styliser(ABC):
             if on_note is not None:
                 on_note(f"out of memory on {self.device} with {size}; trying {smaller}px tiles")
             tile = smaller
+        if not np.isfinite(rgb).all():
+            raise StyliseError(f"model {self.name!r} made NaN or Inf values on {frame.path}: its weights are broken "
+                               "(a diverged training?); train or export it again", "bad_model")
+        return rgb
 
     @abstractmethod
     def _run(self, frame: GBufferFrame, tile: int | None, tile_done: Callable[[int], None]) -> np.ndarray:

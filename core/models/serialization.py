@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -60,7 +61,17 @@ def read_model_config(directory: Path) -> ModelConfig:
         raise ModelFileError(f"{path} is not a stylepass model config (format {FORMAT_NAME!r})")
     if data.get("version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: unsupported version {data.get('version')!r}, expected {FORMAT_VERSION}")
+    unknown = sorted(set(data) - {"format", "version", "model"})
+    if unknown:
+        raise ModelFileError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: format, version, model")
     return model_config_from_dict(data["model"])
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes a safetensors file declares, from its header alone (nothing is loaded)."""
+    check_safetensors_file(path)
+    with safe_open(str(path), framework="pt") as handle:  # type: ignore[no-untyped-call]
+        return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
 
 
 def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
@@ -73,17 +84,27 @@ def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[nn.
             f"{directory} is a file; give the model dir that holds {MODEL_WEIGHTS} and {MODEL_CONFIG}"
         )
     config = read_model_config(directory)
-    model = build_generator(config)
-    state = load_tensors(directory / MODEL_WEIGHTS)
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as error:  # shape mismatches
-        raise ModelFileError(f"{directory / MODEL_WEIGHTS} does not match {MODEL_CONFIG}: {error}") from None
-    if missing or unexpected:
+    weights = directory / MODEL_WEIGHTS
+    # The config is checked against the weights' header on a model without storage first: an
+    # untrusted config cannot make Stylepass allocate what its weights do not hold.
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in build_generator(config).state_dict().items()}
+    declared = weight_shapes(weights)
+    if declared != expected:
+        wrong = sorted(name for name in expected.keys() & declared.keys() if expected[name] != declared[name])
         raise ModelFileError(
-            f"{directory / MODEL_WEIGHTS} does not match {MODEL_CONFIG}: "
-            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            f"{weights} does not match {MODEL_CONFIG}: missing {sorted(expected.keys() - declared.keys())[:5]}, "
+            f"unexpected {sorted(declared.keys() - expected.keys())[:5]}, other shapes "
+            + ", ".join(f"{name} {declared[name]} (config: {expected[name]})" for name in wrong[:3])
         )
+    state = load_tensors(weights)
+    broken = sorted(name for name, tensor in state.items()
+                    if tensor.is_floating_point() and not bool(tensor.isfinite().all()))
+    if broken:
+        raise ModelFileError(f"{weights} holds NaN or Inf weights ({', '.join(broken[:3])}): the training that made "
+                             "it diverged; train it again (or resume from an earlier checkpoint)")
+    model = build_generator(config)
+    model.load_state_dict(state)
     model = model.to(device).eval()
     if torch.device(device).type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

@@ -76,6 +76,34 @@ def test_missing_files_and_mismatched_weights_are_explained(tmp_path: Path) -> N
         load_model(tmp_path)
 
 
+def test_an_untrusted_config_is_checked_against_the_weights_before_anything_is_allocated(tmp_path: Path) -> None:
+    config = UNetConfig(base_width=4, depth=2)
+    save_model(build_generator(config), config, tmp_path)
+    config_file = tmp_path / MODEL_CONFIG
+    data = json.loads(config_file.read_text())
+    data["model"]["base_width"] = 1_000_000  # a real model this wide would need terabytes
+    config_file.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match=r"does not match config.json: .*downs.0.conv.weight \(8, 4, 4, 4\) "
+                                             r"\(config: \(2000000, 1000000, 4, 4\)\)"):
+        load_model(tmp_path)
+    data["model"]["base_width"] = 4
+    data["trained_on"] = "yesterday"
+    config_file.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match="unknown key\\(s\\) trained_on; allowed: format, version, model"):
+        load_model(tmp_path)
+
+
+def test_nan_weights_are_refused(tmp_path: Path) -> None:
+    config = UNetConfig(base_width=4, depth=2)
+    model = build_generator(config)
+    with torch.no_grad():
+        model.head.weight[0, 0, 0, 0] = float("nan")
+    save_model(model, config, tmp_path)
+    with pytest.raises(ModelFileError, match="holds NaN or Inf weights \\(head.weight\\): the training that made it "
+                                             "diverged"):
+        load_model(tmp_path)
+
+
 def test_new_unet_options_are_written_only_when_on() -> None:
     """A model that does not use them keeps the config.json keys earlier versions read."""
     plain = model_config_to_dict(UNetConfig(gbuffer_passes=("albedo", "normal", "depth")))

@@ -17,7 +17,7 @@ from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
 from stylepass.core.inference.stylise import OUTPUT_MANIFEST, PRESETS_ENV, REPO_PRESETS, Styliser
 from stylepass.core.io.gbuffer import read_gbuffer
-from stylepass.core.models import RADConfig, build_generator
+from stylepass.core.models import RADConfig, build_generator, load_model, save_model
 
 from .conftest import PASSES, TINY_RAD, smooth_frame, write_export, write_model
 
@@ -196,3 +196,27 @@ def test_sigterm_cancels_and_a_rerun_resumes(tmp_path, export_folder, rad_model,
     assert stylise(export_folder, "--model", rad_model, "--out", out) == ExitCode.OK
     assert "2 stylised, 1 already finished" in capsys.readouterr().err
     assert not list(out.glob(".*.partial"))
+
+
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_nan_weights_are_refused_and_nothing_is_recorded(tmp_path, export_folder, capsys, engine):
+    model_dir = write_model(tmp_path / "model", TINY_RAD)
+    model, config = load_model(model_dir)
+    with torch.no_grad():
+        model.head.weight.fill_(float("nan"))
+    save_model(model, config, model_dir)
+    code = stylise(export_folder, "--model", model_dir, "--out", tmp_path / "out", "--engine", engine)
+    assert code == ExitCode.BAD_INPUT
+    assert "holds NaN or Inf weights (head.weight)" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "manifest.jsonl").exists()
+
+
+def test_an_onnx_model_that_makes_nan_is_stopped_before_anything_is_written(tmp_path, export_folder, capsys,
+                                                                           monkeypatch):
+    from stylepass.core.inference.onnx_styliser import OnnxStyliser
+
+    monkeypatch.setattr(OnnxStyliser, "_run", lambda self, frame, tile, done: np.full((3, *frame.size), np.nan))
+    model_dir = write_model(tmp_path / "model", TINY_RAD)
+    assert stylise(export_folder, "--model", model_dir, "--out", tmp_path / "out") == ExitCode.BAD_INPUT
+    assert "made NaN or Inf values" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("stylised_*"))
