@@ -70,7 +70,7 @@ def read_model_config(directory: Path) -> ModelConfig:
 def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The tensor shapes a safetensors file declares, from its header alone (nothing is loaded)."""
     check_safetensors_file(path)
-    with safe_open(str(path), framework="pt") as handle:  # type: ignore[no-untyped-call]
+    with safe_open(str(path), framework="pt") as handle:
         return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
 
 
