@@ -10,7 +10,9 @@ frame in the training split.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -38,10 +40,15 @@ class Keyframe:
 def _sidecar(export_dir: Path, frame: int) -> dict:
     path = export_dir / f"{frame_stem(frame)}.json"
     try:
-        return json.loads(path.read_text())
+        sidecar = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise BadInputError(f"frame {frame} is not exported in {export_dir}: export it first "
                             "(Stylepass > Export G-buffers, or `stylepass export`)") from exc
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{path} is not readable JSON ({exc}): export frame {frame} again") from exc
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("resolution"), list):
+        raise BadInputError(f"{path} is not an export's sidecar (no resolution): export frame {frame} again")
+    return sidecar
 
 
 def list_keyframes(export_dir: Path) -> list[Keyframe]:
@@ -76,13 +83,11 @@ def add_keyframe(export_dir: Path, frame: int, painting: Path, painting_size: tu
                             f"{width}x{height}: paint over an image of the render's size")
     existing = [k for k in list_keyframes(export_dir) if k.frame == frame]
     if existing and not replace:
-        raise BadInputError(f"frame {frame} has a painting already ({existing[0].painting}); "
-                            "replace it explicitly (the old one is kept in keyframes/replaced/)")
+        raise BadInputError(f"frame {frame} has a painting already ({existing[0].painting}); replace it explicitly "
+                            "(`stylepass keyframe add ... --replace`, or Replace in Blender's Add painted keyframe): "
+                            "the old one is kept in keyframes/replaced/")
     for old in existing:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        keep = old.painting.parent / REPLACED_DIR / f"{old.painting.stem}-{stamp}{old.painting.suffix}"
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        old.painting.rename(keep)
+        keep_aside(old.painting)
     copy = export_dir / KEYFRAMES_DIR / f"keyframe_{frame:06d}{suffix}"
     copy_file_atomic(painting, copy)
     write_pairs(export_dir)
@@ -95,11 +100,26 @@ def remove_keyframe(export_dir: Path, frame: int) -> Path:
     matches = [k for k in list_keyframes(export_dir) if k.frame == frame]
     if not matches:
         raise BadInputError(f"frame {frame} has no painted keyframe in {export_dir}")
-    keep = matches[0].painting.parent / REPLACED_DIR / matches[0].painting.name
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    matches[0].painting.rename(keep)
+    keep = keep_aside(matches[0].painting)
     write_pairs(export_dir)
     return keep
+
+
+def keep_aside(painting: Path) -> Path:
+    """Move a registered painting to keyframes/replaced/ under a name no earlier painting has
+    (``<stem>-<date>-<time>[-N]<suffix>``); never overwrites. Returns where it went."""
+    folder = painting.parent / REPLACED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in itertools.count(1):
+        keep = folder / f"{painting.stem}-{stamp}{'' if attempt == 1 else f'-{attempt}'}{painting.suffix}"
+        try:
+            os.link(painting, keep)  # fails if `keep` exists: an earlier painting is never replaced
+        except FileExistsError:
+            continue
+        painting.unlink()
+        return keep
+    raise AssertionError("unreachable")
 
 
 def write_pairs(export_dir: Path) -> None:

@@ -113,6 +113,9 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         raise GBufferError(f"sidecar not found: {path}; the frame was not finished, export it again") from exc
     except (OSError, ValueError) as exc:
         raise GBufferError(f"sidecar {path} is not readable JSON: {exc}; export the frame again") from exc
+    if not isinstance(meta, dict):
+        raise GBufferError(f"sidecar {path} holds a JSON {type(meta).__name__}, not the object an export writes; "
+                           "export the frame again")
     version = meta.get("schema_version")
     if version != SCHEMA_VERSION:
         raise GBufferError(f"sidecar {path} has schema version {version!r}; this Stylepass reads "

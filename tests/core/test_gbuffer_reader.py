@@ -644,3 +644,11 @@ def test_folder_without_manifest_is_refused(tmp_path):
     assert str(tmp_path) in str(info.value)
     with pytest.raises(GBufferError):
         next(iter_export(tmp_path))
+
+
+def test_a_sidecar_that_is_not_an_object_is_refused(tmp_path):
+    from stylepass.core.io.gbuffer import GBufferError, read_sidecar
+
+    (tmp_path / "frame_000001.json").write_text("[1, 2]")
+    with pytest.raises(GBufferError, match="holds a JSON list, not the object an export writes"):
+        read_sidecar(tmp_path / "frame_000001.json")
