@@ -13,12 +13,22 @@ ENGINES = ("cycles", "eevee")
 _RESOLUTION = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
+MAX_SIDE = 16384  # pixels a side
+MAX_PIXELS = 8192 * 8192  # a G-buffer export of more is tens of GB (about 80 bytes a pixel, in memory twice)
+
+
 def parse_resolution(text: str) -> tuple[int, int]:
-    """Parse ``"WxH"`` (e.g. ``1920x1080``) into positive integers."""
+    """Parse ``"WxH"`` (e.g. ``1920x1080``) into positive integers, at most MAX_SIDE a side and
+    MAX_PIXELS in all."""
     match = _RESOLUTION.match(text)
     if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
         raise ValueError(f"--resolution {text!r}: expected WxH with positive sizes, e.g. 960x540")
-    return int(match.group(1)), int(match.group(2))
+    width, height = int(match.group(1)), int(match.group(2))
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ValueError(f"--resolution {text!r} is too large: at most {MAX_SIDE} pixels a side and "
+                         f"{MAX_PIXELS // 1_000_000} megapixels in all (8192x8192); its G-buffer export would not "
+                         "fit in memory")
+    return width, height
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:

@@ -96,12 +96,14 @@ def test_parse_shard_errors(text):
     assert repr(text) in str(info.value)
 
 
-@pytest.mark.parametrize("text,expected", [("1920x1080", (1920, 1080)), ("64X48", (64, 48)), (" 8 x 6 ", (8, 6))])
+@pytest.mark.parametrize("text,expected", [("1920x1080", (1920, 1080)), ("64X48", (64, 48)), (" 8 x 6 ", (8, 6)),
+                                           ("8192x8192", (8192, 8192)), ("16384x1024", (16384, 1024))])
 def test_parse_resolution(text, expected):
     assert parse_resolution(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "0x10", "10x0", "10x", "x10", "axb", "10*10", "-5x5", "10x10x10", "1.5x2"])
+@pytest.mark.parametrize("text", ["", "0x10", "10x0", "10x", "x10", "axb", "10*10", "-5x5", "10x10x10", "1.5x2",
+                                  "100000x100000", "16385x64", "8193x8192"])
 def test_parse_resolution_errors(text):
     with pytest.raises(ValueError, match="--resolution") as info:
         parse_resolution(text)

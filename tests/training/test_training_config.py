@@ -47,6 +47,12 @@ def test_bad_values_are_explained(tmp_path: Path) -> None:
         config_from_dict({"train": {"steps": "many"}})
     with pytest.raises(ConfigError, match="train.batch_size must be >= 1"):
         config_from_dict({"train": {"batch_size": 0}})
+    with pytest.raises(ConfigError, match="train.lr_g must be a finite number > 0, got nan"):
+        config_from_dict({"train": {"lr_g": float("nan")}})
+    with pytest.raises(ConfigError, match="train.lr_d must be a finite number > 0, got inf"):
+        config_from_dict({"train": {"lr_d": float("inf")}})
+    with pytest.raises(ConfigError, match="loss.l1 must be a finite number >= 0, got nan"):
+        config_from_dict({"loss": {"l1": float("nan")}})
     with pytest.raises(ConfigError, match="adversarial_kind = 'wgan'; allowed: lsgan, hinge"):
         config_from_dict({"loss": {"adversarial_kind": "wgan"}})
     with pytest.raises(ConfigError, match="perceptual_weights = a local VGG16 .safetensors"):
@@ -57,3 +63,18 @@ def test_bad_values_are_explained(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("pointer, message", [
+    ("{broken", "is damaged .*delete it to start the run again"),
+    ("[1]", "is damaged"),
+    ('{"dir": "../../elsewhere"}', "a checkpoint is a folder beside it .*never a path"),
+    ('{"dir": "/etc"}', "never a path"),
+])
+def test_a_damaged_or_escaping_latest_json_is_refused(tmp_path: Path, pointer: str, message: str) -> None:
+    from stylepass.training.loop.checkpoint import CheckpointError, latest_checkpoint
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.json").write_text(pointer)
+    with pytest.raises(CheckpointError, match=message):
+        latest_checkpoint(tmp_path)

@@ -137,7 +137,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     pointer = Path(run_dir) / CHECKPOINTS / LATEST
     if not pointer.is_file():
         return None
-    directory = pointer.parent / json.loads(pointer.read_text(encoding="utf-8"))["dir"]
+    try:
+        name = json.loads(pointer.read_text(encoding="utf-8"))["dir"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{pointer} is damaged ({type(error).__name__}: {error}); delete it to start the run "
+                              "again, or point it at a checkpoint folder beside it: {\"dir\": \"step-...\"}") from None
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise CheckpointError(f"{pointer} names {name!r}: a checkpoint is a folder beside it (step-...), never a path")
+    directory = pointer.parent / name
     if not (directory / "state.json").is_file():
         raise CheckpointError(f"{pointer} points to {directory}, which is not a complete checkpoint")
     return directory

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,8 +68,10 @@ class TrainSection:
         for name in ("val_every", "val_max_size", "num_workers", "lr_decay_start"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        if self.lr_g <= 0 or self.lr_d <= 0:
-            raise ConfigError("train.lr_g and train.lr_d must be > 0")
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"train.{name} must be a finite number > 0, got {value}")
 
     def lr_factor(self, step: int) -> float:
         """Learning-rate multiplier for optimiser step `step` (1-based): 1, then linear decay towards 0.
@@ -122,8 +125,8 @@ class LossSection:
         """Raise ConfigError on negative weights, an unknown adversarial kind or a missing path."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, float) and value < 0:
-                raise ConfigError(f"loss.{field.name} must be >= 0, got {value}")
+            if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"loss.{field.name} must be a finite number >= 0, got {value}")
         if self.adversarial_kind not in ADVERSARIAL_KINDS:
             raise ConfigError(
                 f"loss.adversarial_kind = {self.adversarial_kind!r}; allowed: {', '.join(ADVERSARIAL_KINDS)}"
