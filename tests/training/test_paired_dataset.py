@@ -112,3 +112,13 @@ def test_target_reader_rejects_unknown_types(tmp_path: Path) -> None:
         read_target_image(tmp_path / "t.jpg")
     with pytest.raises(ImageReadError, match="target image not found"):
         read_target_image(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize("name, data", [("target.png", b"\x89PNG\r\n\x1a\n" + b"cut short" * 5),
+                                        ("target.exr", b"v/1\x01" + b"not an exr" * 5)])
+def test_a_damaged_target_image_is_named(tmp_path, name, data):
+    from stylepass.training.data.image_io import ImageReadError, read_target_image
+
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(ImageReadError, match=f"target image .*{name} is damaged and cannot be read"):
+        read_target_image(tmp_path / name)

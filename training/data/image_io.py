@@ -55,8 +55,14 @@ def read_target_image(path: Path) -> torch.Tensor:
     if not path.is_file():
         raise ImageReadError(f"target image not found: {path}")
     suffix = path.suffix.lower()
-    if suffix == ".exr":
-        return tonemap(torch.from_numpy(read_linear_exr(path)))
-    if suffix == ".png":
+    if suffix not in (".exr", ".png"):
+        raise ImageReadError(f"{path}: unsupported target type {suffix!r}; use .exr (linear) or .png (sRGB)")
+    try:
+        if suffix == ".exr":
+            return tonemap(torch.from_numpy(read_linear_exr(path)))
         return tonemap(decode_srgb(torch.from_numpy(read_srgb_png(path))))
-    raise ImageReadError(f"{path}: unsupported target type {suffix!r}; use .exr (linear) or .png (sRGB)")
+    except ImageReadError:
+        raise
+    except (OSError, ValueError, RuntimeError, SyntaxError) as error:  # PIL and OpenEXR on damaged files
+        raise ImageReadError(f"target image {path} is damaged and cannot be read ({error}); "
+                             "render or paint it again") from None
