@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from .arguments import CommandText, add_command, add_device_argument, add_engine_argument
-from .blender_job import make_console, print_warning
+from .blender_job import make_console, print_error, print_warning
 from .interrupts import run_model_command
 
 if TYPE_CHECKING:
@@ -102,4 +102,10 @@ def _stylise_all(styliser: Styliser, jobs: list[FrameJob], out_dir: Path, consol
                                lambda message: print_warning(progress.console, message))
     console.print(f"done: {len(summary.stylised)} stylised, {len(summary.skipped)} already finished, "
                   f"in {out_dir}", markup=False, highlight=False)
+    if summary.failed:
+        for job, error in summary.failed:
+            print_error(console, f"{job.source.name}: {error}")
+        print_error(console, f"{len(summary.failed)} of {len(jobs)} frame(s) could not be stylised (named above); "
+                             "the others are done. Fix or export those frames again and run the same command")
+        return ExitCode.BAD_INPUT
     return ExitCode.OK

@@ -240,7 +240,7 @@ def onnx_metadata(config: ModelConfig, multiple: int, weights_digest: str | None
     """metadata_props of an exported model: how an engine feeds it, and what it came from.
 
     multiple: the generator's padding multiple (tiles start on its grid); weights_digest: the
-    model folder's :func:`~stylepass.core.inference.model_files.weights_digest`, so that a runtime
+    :func:`~stylepass.core.io.model_files.file_digest` of the model folder's weights, so that a runtime
     can tell an ONNX file older than the weights beside it (None: exported without a folder).
     """
     inputs = [

@@ -54,7 +54,7 @@ from ..io.gbuffer import (
     read_sidecar,
     sidecar_path,
 )
-from ..io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL
+from ..io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL, file_digest
 from ..io.preview_images import linear_to_srgb8
 from .tiling import tile_spans
 
@@ -398,43 +398,56 @@ def frame_jobs(source: str | Path, out_dir: str | Path) -> list[FrameJob]:
             for path in sources]
 
 
-def is_finished(job: FrameJob, model_id: str, finished: dict[str, str | None]) -> bool:
-    """Whether `job` was stylised by this model and both files are complete and of the input's size.
+def is_finished(job: FrameJob, model_id: str, finished: dict[str, dict[str, Any]]) -> bool:
+    """Whether `job` was stylised by this model from this very input, and both files are complete
+    and of the input's size.
 
-    finished: output EXR name -> model id (None on a line without one), from the output manifest.
+    finished: output EXR name -> its output manifest line. A line made by another model, or from
+    an input whose bytes have changed since (a re-rendered export), does not count.
     """
-    if finished.get(job.output.name) != model_id or not job.preview.is_file():
+    row = finished.get(job.output.name)
+    if row is None or row.get("model") != model_id or not job.preview.is_file():
         return False
     try:
         width, height = read_sidecar(sidecar_path(job.source))["resolution"]
     except (GBufferError, KeyError, ValueError, TypeError):
         return False
-    return exr_rgb_size(job.output) == (height, width)
+    return exr_rgb_size(job.output) == (height, width) and row.get("input") == input_digest(job.source)
+
+
+def input_digest(source: Path) -> str:
+    """What identifies an input frame: the digest of its EXR and its sidecar."""
+    return file_digest(source) + file_digest(sidecar_path(source))
 
 
 @dataclass
 class StyliseSummary:
-    """Frames stylised and skipped (already finished) by :func:`stylise_jobs`."""
+    """Frames stylised, skipped (already finished) and failed (unreadable or lacking passes) by
+    :func:`stylise_jobs`."""
 
     stylised: list[FrameJob] = field(default_factory=list)
     skipped: list[FrameJob] = field(default_factory=list)
+    failed: list[tuple[FrameJob, StyliseError]] = field(default_factory=list)
 
 
-FrameCallback = Callable[[int, int, FrameJob, str], None]  # (done, total, job, "stylised"|"skipped")
+FrameCallback = Callable[[int, int, FrameJob, str], None]  # (done, total, job, "stylised"|"skipped"|"failed")
+FRAME_PROBLEMS = ("bad_input", "missing_passes")  # a frame's own problems: the others go on
 
 
 def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
                  on_frame: FrameCallback | None = None, on_tile: TileCallback | None = None,
                  on_note: NoteCallback | None = None) -> StyliseSummary:
-    """Stylise every job in order, resumably: frames finished by the same model are skipped.
+    """Stylise every job in order, resumably: frames finished by the same model from the same
+    input are skipped. A frame that cannot be read or lacks passes is named in the summary's
+    ``failed`` and the others go on; any other error stops the run.
 
     A finished frame gets a line in ``out_dir/manifest.jsonl`` (``source``, ``exr``, ``png``,
-    ``model``, ``seconds``) after both of its files are in place.
+    ``model``, ``input``, ``seconds``) after both of its files are in place.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / OUTPUT_MANIFEST
-    finished = {row["exr"]: row.get("model") for row in read_jsonl(manifest) if "exr" in row}
+    finished = {row["exr"]: row for row in read_jsonl(manifest) if isinstance(row.get("exr"), str)}
     summary = StyliseSummary()
     for index, job in enumerate(jobs, start=1):
         if is_finished(job, styliser.model_id, finished):
@@ -443,12 +456,23 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
         else:
             for leftover in partials_of(job.output) + partials_of(job.preview):  # from a killed run
                 leftover.unlink(missing_ok=True)
-            timings = styliser.stylise_file(job.source, job.output, job.preview, on_tile, on_note)
-            append_jsonl(manifest, {"source": str(job.source.resolve()), "exr": job.output.name,
-                                    "png": job.preview.name, "model": styliser.model_id,
-                                    "seconds": round(timings.total_s, 3)})
-            summary.stylised.append(job)
-            status = "stylised"
+            try:
+                digest = input_digest(job.source)
+                timings = styliser.stylise_file(job.source, job.output, job.preview, on_tile, on_note)
+            except StyliseError as error:
+                if error.kind not in FRAME_PROBLEMS:
+                    raise
+                summary.failed.append((job, error))
+                status = "failed"
+            except FileNotFoundError as error:  # the input went away since the run started
+                summary.failed.append((job, StyliseError(str(error), "bad_input")))
+                status = "failed"
+            else:
+                append_jsonl(manifest, {"source": str(job.source.resolve()), "exr": job.output.name,
+                                        "png": job.preview.name, "model": styliser.model_id, "input": digest,
+                                        "seconds": round(timings.total_s, 3)})
+                summary.stylised.append(job)
+                status = "stylised"
         if on_frame is not None:
             on_frame(index, len(jobs), job, status)
     return summary

@@ -52,7 +52,7 @@ def check_safetensors_file(path: Path) -> None:
         )
 
 
-def weights_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     """Short sha256 (16 hex digits) of a file: tells models apart (resume, stale ONNX files)."""
     with Path(path).open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
@@ -61,7 +61,7 @@ def weights_digest(path: Path) -> str:
 def model_id(model_dir: Path) -> str:
     """What identifies a model folder's model: the digest of its weights, else of its ONNX file."""
     weights = Path(model_dir) / MODEL_WEIGHTS
-    return weights_digest(weights if weights.is_file() else Path(model_dir) / ONNX_MODEL)
+    return file_digest(weights if weights.is_file() else Path(model_dir) / ONNX_MODEL)
 
 
 class OnnxModelError(ValueError):

@@ -220,3 +220,30 @@ def test_an_onnx_model_that_makes_nan_is_stopped_before_anything_is_written(tmp_
     assert stylise(export_folder, "--model", model_dir, "--out", tmp_path / "out") == ExitCode.BAD_INPUT
     assert "made NaN or Inf values" in capsys.readouterr().err
     assert not list((tmp_path / "out").glob("stylised_*"))
+
+
+def test_a_re_rendered_input_is_stylised_again_not_kept(tmp_path, rad_model, capsys):
+    export = tmp_path / "export"
+    write_export(export, [smooth_frame(32, 40), smooth_frame(32, 40, peak=2.0)])
+    out = tmp_path / "out"
+    assert stylise(export, "--model", rad_model, "--out", out) == ExitCode.OK
+    first = read_rgb(out / "stylised_000002.exr")
+    capsys.readouterr()
+    write_export(tmp_path / "rerender", [smooth_frame(32, 40), smooth_frame(32, 40, peak=6.0)])
+    for name in ("frame_000002.exr", "frame_000002.json"):  # frame 2 exported again, with other settings
+        (export / name).write_bytes((tmp_path / "rerender" / name).read_bytes())
+    assert stylise(export, "--model", rad_model, "--out", out) == ExitCode.OK
+    assert "1 stylised, 1 already finished" in capsys.readouterr().err
+    assert not np.allclose(read_rgb(out / "stylised_000002.exr"), first)
+
+
+def test_a_damaged_frame_is_named_at_the_end_and_the_others_are_stylised(tmp_path, rad_model, capsys):
+    export = tmp_path / "export"
+    frames = write_export(export, [smooth_frame(32, 40) for _ in range(3)])
+    frames[1].write_bytes(frames[1].read_bytes()[:300])
+    out = tmp_path / "out"
+    assert stylise(export, "--model", rad_model, "--out", out) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert "2 stylised" in err and "frame_000002.exr: " in err and "not a readable EXR" in err
+    assert "1 of 3 frame(s) could not be stylised (named above); the others are done" in err
+    assert sorted(p.name for p in out.glob("*.exr")) == ["stylised_000001.exr", "stylised_000003.exr"]

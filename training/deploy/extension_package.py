@@ -30,6 +30,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,14 +110,26 @@ def stage_source(stage: Path, platforms: list[str]) -> None:
             for name in PRESET_FILES:
                 (stage / "presets" / preset.name / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(preset / name, stage / "presets" / preset.name / name)
-    # Stylepass's own wheel, for Install training engine (not one Blender installs: not in `wheels`)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(stage / "engine"),
-                    str(ROOT)], check=True)
+    build_engine_wheel(stage / "engine")
     wheels = [wheel for platform in platforms for python in PYTHONS for wheel in download_wheels(platform, python)]
     (stage / "wheels").mkdir()
     for wheel in wheels:
         shutil.copy2(wheel, stage / "wheels" / wheel.name)
     write_manifest(stage / MANIFEST, platforms, [f"./wheels/{wheel.name}" for wheel in wheels])
+
+
+def build_engine_wheel(folder: Path) -> None:
+    """Stylepass's own wheel, for Install training engine (not one Blender installs: not in ``wheels``),
+    built from a copy of the sources so that no build/ folder is left in the checkout."""
+    with tempfile.TemporaryDirectory(prefix="stylepass-wheel-") as temp:
+        source = Path(temp) / "stylepass"
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(ROOT / name, source / name)
+        for package in ("core", "training", "blender_addon"):
+            shutil.copytree(ROOT / package, source / package, ignore=IGNORED)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder),
+                        str(source)], check=True)
 
 
 def write_manifest(path: Path, platforms: list[str], wheels: list[str]) -> None:

@@ -1,1 +1,0 @@
-"""Stylepass core: G-buffer I/O, models and inference. Never imports bpy."""

@@ -1,1 +1,0 @@
-"""Training: configs, datasets, losses, metrics, the training loop, checkpoints, export, CLI."""

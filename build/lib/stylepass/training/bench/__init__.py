@@ -1,1 +1,0 @@
-"""``stylepass bench``: speed of the presets, the model families and the baselines."""

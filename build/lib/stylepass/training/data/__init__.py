@@ -1,1 +1,0 @@
-"""Training data: paired and unpaired datasets, augmentation, deterministic crops, target images."""

@@ -1,1 +1,0 @@
-"""Image-quality metrics and the held-out evaluation behind ``stylepass evaluate``."""

@@ -1,1 +1,0 @@
-"""Losses: adversarial/pix2pix, cartoon (White-box) and VGG perceptual."""
