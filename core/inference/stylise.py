@@ -447,6 +447,9 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / OUTPUT_MANIFEST
+    if manifest.is_symlink():
+        raise StyliseError(f"{manifest} is a symbolic link: Stylepass keeps its manifest inside the output folder "
+                           "and never writes through a link; remove it (or choose another --out)", "bad_request")
     finished = {row["exr"]: row for row in read_jsonl(manifest) if isinstance(row.get("exr"), str)}
     summary = StyliseSummary()
     for index, job in enumerate(jobs, start=1):

@@ -241,7 +241,15 @@ def exported_frames(folder: str | Path) -> list[Path]:
     manifest = folder / MANIFEST_NAME
     if not manifest.is_file():
         raise GBufferError(f"{folder} is not a Stylepass export folder (no {MANIFEST_NAME})")
-    rows = {int(row["frame"]): folder / row["exr"] for row in read_jsonl(manifest)}
+    rows = {}
+    for row in read_jsonl(manifest):
+        name, frame = row.get("exr"), row.get("frame")
+        if not isinstance(name, str) or isinstance(frame, bool) or not isinstance(frame, int):
+            raise GBufferError(f"{manifest} has a line without a frame number and EXR name: {row}; export again")
+        if Path(name).name != name or not name.endswith(".exr"):
+            raise GBufferError(f"{manifest} names {name!r}: an export's frames are EXR files in its own folder, "
+                               "never a path elsewhere")
+        rows[frame] = folder / name
     return [rows[frame] for frame in sorted(rows)]
 
 

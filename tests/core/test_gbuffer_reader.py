@@ -652,3 +652,10 @@ def test_a_sidecar_that_is_not_an_object_is_refused(tmp_path):
     (tmp_path / "frame_000001.json").write_text("[1, 2]")
     with pytest.raises(GBufferError, match="holds a JSON list, not the object an export writes"):
         read_sidecar(tmp_path / "frame_000001.json")
+
+
+@pytest.mark.parametrize("name", ["../outside/frame_000001.exr", "/etc/frame_000001.exr", "sub/frame_000001.exr"])
+def test_an_export_manifest_never_leads_out_of_its_folder(tmp_path, name):
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"frame": 1, "exr": name}) + "\n")
+    with pytest.raises(GBufferError, match="never a path elsewhere"):
+        exported_frames(tmp_path)

@@ -247,3 +247,13 @@ def test_a_damaged_frame_is_named_at_the_end_and_the_others_are_stylised(tmp_pat
     assert "2 stylised" in err and "frame_000002.exr: " in err and "not a readable EXR" in err
     assert "1 of 3 frame(s) could not be stylised (named above); the others are done" in err
     assert sorted(p.name for p in out.glob("*.exr")) == ["stylised_000001.exr", "stylised_000003.exr"]
+
+
+def test_a_manifest_that_is_a_symlink_is_never_written_through(tmp_path, export_folder, rad_model, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_text("")
+    (out / OUTPUT_MANIFEST).symlink_to(elsewhere)
+    assert stylise(export_folder, "--model", rad_model, "--out", out) == ExitCode.BAD_INPUT
+    assert "is a symbolic link" in capsys.readouterr().err and elsewhere.read_text() == ""
