@@ -37,7 +37,7 @@ from ..io.model_files import (
     model_id,
     onnx_model_info,
 )
-from .stylise import FrameOutOfMemory, StyliseError, Styliser, check_device_name
+from .stylise import FrameOutOfMemory, StyliseError, Styliser, check_device_name, tile_context
 from .tiling import TileWindow, blend_tiles, tile_windows
 
 CPU = "CPUExecutionProvider"
@@ -203,4 +203,4 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
         name=name or model_dir.name, model_id=model_id(model_dir), family=info.family, passes=info.passes,
         multiple=info.multiple, device=device_name,
         runtime=f"onnxruntime {onnxruntime.__version__} ({session.get_providers()[0]})", tile=tile,
-        session=session, frame_inputs=overridable)
+        context=tile_context(info.multiple), session=session, frame_inputs=overridable)

@@ -21,7 +21,7 @@ from ..io.model_files import model_id
 from ..models.config import ConfigError, ModelConfig
 from ..models.serialization import ModelFileError, load_model
 from .predict import resolve_device, stylise_frame
-from .stylise import FrameOutOfMemory, StyliseError, Styliser, check_device_name
+from .stylise import FrameOutOfMemory, StyliseError, Styliser, check_device_name, tile_context
 
 
 def pick_device(requested: str) -> torch.device:
@@ -100,7 +100,9 @@ def load_torch_styliser(model_dir: Path, device: str, tile: int | None, name: st
         model, config = load_model(model_dir, torch_device)
     except (ModelFileError, ConfigError) as error:
         raise StyliseError(f"cannot load the model in {model_dir}: {error}", "bad_model") from None
+    multiple = int(getattr(model, "multiple", 1))
     return TorchStyliser(
         name=name or model_dir.name, model_id=model_id(model_dir), family=config.family,
-        passes=tuple(config.gbuffer_passes), multiple=int(getattr(model, "multiple", 1)), device=str(torch_device),
-        runtime=f"torch {torch.__version__}", tile=tile, model=model, config=config, torch_device=torch_device)
+        passes=tuple(config.gbuffer_passes), multiple=multiple, device=str(torch_device),
+        runtime=f"torch {torch.__version__}", tile=tile, context=tile_context(multiple), model=model, config=config,
+        torch_device=torch_device)
