@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import os
 import signal
 import sys
 import traceback
@@ -105,7 +106,17 @@ def run(argv: list[str]) -> int:
             return code
 
 
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once our output is out, skipping Blender's own teardown: with a
+    scripted driver in the file, Blender 4.5 waits forever at exit (in ``GlobalState``'s destructor,
+    on its ``delayed_close_thread``) after the job is done. Every file the job wrote is closed by now
+    (written atomically); nothing is left for the teardown to save."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, CancelRequest.on_signal)
     signal.signal(signal.SIGINT, CancelRequest.on_signal)
-    sys.exit(run(script_arguments(sys.argv)))
+    exit_now(run(script_arguments(sys.argv)))

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.headless_protocol import decode_event
+from stylepass.training.loop.stop_signals import handled_signals, raise_keyboard_interrupt
 
 from .arguments import Handler
 from .blender_runtime import BlenderNotFoundError, addon_dir, blender_command
@@ -84,7 +85,8 @@ def _follow(argv: list[str], env: dict[str, str], job: str, verbose: bool, conso
                         console=console, disable=not console.is_terminal)
     task = progress.add_task("starting Blender", total=None)
     try:
-        with progress:
+        # SIGTERM (a farm stopping the task) cancels like Ctrl-C: Blender is stopped, never left behind.
+        with handled_signals(raise_keyboard_interrupt, (signal.SIGTERM,)), progress:
             assert process.stdout is not None
             for line in process.stdout:
                 line = line.rstrip("\n")

@@ -167,3 +167,43 @@ exec {env_python("5.2")} "$script" "$@"
     run = stylepass_export("demo", tmp_path / "out", str(fake), *TINY, "--frames", "2-3")
     assert run.returncode == 0, run.output[-3000:]
     assert manifest_frames(tmp_path / "out") == [2, 3]
+
+
+def test_a_file_with_a_scripted_driver_exports_and_the_job_ends(blender, tmp_path):
+    """Scripted drivers are blocked (never run), and Blender 4.5 used to wait forever at exit after
+    such a file's export: the job must end, with its frames written."""
+    scene = tmp_path / "driver.blend"
+    run_in_blender(blender, f"""
+        import os, bpy
+        bpy.ops.wm.read_factory_settings(use_empty=False)
+        fcurve = bpy.data.objects["Cube"].driver_add("location", 0)
+        fcurve.driver.type = "SCRIPTED"
+        fcurve.driver.expression = "bpy.context.scene.frame_current * 0.1"
+        bpy.context.scene.frame_end = 2
+        bpy.ops.wm.save_as_mainfile(filepath={str(scene)!r})
+        os._exit(0)  # this very hang would keep the test's own Blender from ending too
+    """)
+    run = stylepass_export(scene, tmp_path / "out", blender, *TINY, timeout=180)
+    assert run.returncode == 0, run.output[-3000:]
+    assert manifest_frames(tmp_path / "out") == [1, 2]
+
+
+def test_sigterm_cancels_the_export_and_leaves_no_blender_behind(blender, tmp_path):
+    out = tmp_path / "job"
+    argv = [str(STYLEPASS), "export", "demo", "--out", str(out), "--blender", blender,
+            "--resolution", "96x54", "--samples", "16"]
+    job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and job.poll() is None:
+        if (out / MANIFEST_NAME).exists() and manifest_frames(out):
+            break
+        time.sleep(0.02)
+    job.send_signal(signal.SIGTERM)  # to the CLI only, as a farm's stop does
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 130, err[-2000:]
+    assert "cancelled" in err
+    written = manifest_frames(out)
+    time.sleep(3)
+    assert manifest_frames(out) == written, "Blender wrote a frame after the command ended"
+    blenders = subprocess.run(["pgrep", "-f", f"headless_main.py.*{out}"], capture_output=True, text=True)
+    assert blenders.stdout == "", "a Blender child outlived the command"
