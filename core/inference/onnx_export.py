@@ -236,12 +236,12 @@ def torch_reference(generator: nn.Module, config: ModelConfig, frame: Any) -> np
     return predict(generator, batch["image"], batch["gbuffers"], batch["material_id"]).numpy()
 
 
-def onnx_metadata(config: ModelConfig, multiple: int, weights_digest: str | None) -> dict[str, str]:
+def onnx_metadata(config: ModelConfig, multiple: int, source_digest: str | None) -> dict[str, str]:
     """metadata_props of an exported model: how an engine feeds it, and what it came from.
 
-    multiple: the generator's padding multiple (tiles start on its grid); weights_digest: the
-    :func:`~stylepass.core.io.model_files.file_digest` of the model folder's weights, so that a runtime
-    can tell an ONNX file older than the weights beside it (None: exported without a folder).
+    multiple: the generator's padding multiple (tiles start on its grid); source_digest: the
+    :func:`~stylepass.core.io.model_files.source_digest` of the model folder, so that a runtime can
+    tell an ONNX file older than the weights and config beside it (None: exported without a folder).
     """
     inputs = [
         {"name": s.name, "shape": ["N", s.channels, "H", "W"], "dtype": "float32", "values": s.values}
@@ -264,15 +264,15 @@ def onnx_metadata(config: ModelConfig, multiple: int, weights_digest: str | None
         "stylepass.layout": "NCHW float32; channel order RGB / XYZ; dynamic N, H, W (any H, W >= 1)",
         "stylepass.tolerance": f"checked against PyTorch at {CHECK_SIZES}: max |diff| <= {TOLERANCE} on rgb",
     }
-    if weights_digest is not None:
-        metadata["stylepass.weights_digest"] = weights_digest
+    if source_digest is not None:
+        metadata["stylepass.source_digest"] = source_digest
     return metadata
 
 
-def export_onnx(generator: nn.Module, config: ModelConfig, path: Path, weights_digest: str | None = None) -> float:
+def export_onnx(generator: nn.Module, config: ModelConfig, path: Path, source_digest: str | None = None) -> float:
     """Write `generator` as an ONNX model at `path` (atomically) and check it in onnxruntime.
 
-    weights_digest: recorded in the metadata (see :func:`onnx_metadata`).
+    source_digest: recorded in the metadata (see :func:`onnx_metadata`).
 
     The graph is traced at an odd size (so the padding to the generator's multiple is part of
     it), then run in onnxruntime at every size of :data:`CHECK_SIZES` and compared with
@@ -309,7 +309,7 @@ def export_onnx(generator: nn.Module, config: ModelConfig, path: Path, weights_d
         model.producer_version = _stylepass_version()
         model.doc_string = "Stylepass generator with frame preparation; see metadata_props stylepass.*"
         onnx.helper.set_model_props(model, onnx_metadata(config, int(getattr(generator, "multiple", 1)),
-                                                         weights_digest))
+                                                         source_digest))
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
         return verify_onnx(tmp, generator, config, onnxruntime.InferenceSession)

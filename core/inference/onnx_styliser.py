@@ -33,9 +33,9 @@ from ..io.model_files import (
     OnnxModelError,
     OnnxModelInfo,
     check_safetensors_file,
-    file_digest,
     model_id,
     onnx_model_info,
+    source_digest,
 )
 from .stylise import FrameOutOfMemory, StyliseError, Styliser, check_device_name, tile_context
 from .tiling import TileWindow, blend_tiles, tile_windows
@@ -89,7 +89,7 @@ def write_onnx(model_dir: Path, why: str) -> None:
             "installed, or use --engine torch there", "bad_model") from None
     try:
         generator, config = load_model(model_dir)
-        export_onnx(generator, config, model_dir / ONNX_MODEL, file_digest(model_dir / MODEL_WEIGHTS))
+        export_onnx(generator, config, model_dir / ONNX_MODEL, source_digest(model_dir))
     except (OSError, OnnxUnavailableError, OnnxMismatchError, ValueError) as error:
         raise StyliseError(f"{model_dir} {why} {ONNX_MODEL} and writing one failed: {error}", "bad_model") from None
 
@@ -195,7 +195,7 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
                                "(write one with `stylepass export-model RUN --out DIR --onnx`)", "bad_model")
         write_onnx(model_dir, "has no")
     session, info = open_session(onnxruntime, onnx_path, providers)
-    if weights.is_file() and info.weights_digest != file_digest(weights):
+    if weights.is_file() and info.source_digest != source_digest(model_dir):
         write_onnx(model_dir, "has an out-of-date")
         session, info = open_session(onnxruntime, onnx_path, providers)
     overridable = tuple(i.name for i in session.get_overridable_initializers())

@@ -4,8 +4,8 @@ file's Stylepass metadata.
 A model folder holds ``model.safetensors`` (weights) + ``config.json`` (the model config), which
 training and the torch runtime read, and ``model.onnx``, the same generator with its frame
 preparation as one graph (:mod:`stylepass.core.inference.onnx_export`), which ONNX Runtime runs.
-The ONNX file's metadata records the digest of the weights it was exported from, so a runtime
-can tell an ONNX file older than the weights beside it.
+The ONNX file's metadata records the digest of the weights and config it was exported from, so a
+runtime can tell an ONNX file older than the files beside it.
 """
 
 from __future__ import annotations
@@ -58,10 +58,22 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
+def source_digest(model_dir: Path) -> str:
+    """Short sha256 (16 hex digits) of a model folder's weights and config together: the generator
+    they make (config-only settings, such as a Kuwahara radius, change it too)."""
+    digest = hashlib.sha256()
+    for name in (MODEL_WEIGHTS, MODEL_CONFIG):
+        with (Path(model_dir) / name).open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
 def model_id(model_dir: Path) -> str:
-    """What identifies a model folder's model: the digest of its weights, else of its ONNX file."""
-    weights = Path(model_dir) / MODEL_WEIGHTS
-    return file_digest(weights if weights.is_file() else Path(model_dir) / ONNX_MODEL)
+    """What identifies a model folder's model: :func:`source_digest` of its weights and config,
+    else (a folder with model.onnx alone) the digest of its ONNX file."""
+    if (Path(model_dir) / MODEL_WEIGHTS).is_file():
+        return source_digest(model_dir)
+    return file_digest(Path(model_dir) / ONNX_MODEL)
 
 
 class OnnxModelError(ValueError):
@@ -73,14 +85,14 @@ class OnnxModelInfo:
     """What a runtime needs to know of a Stylepass ONNX model, from its metadata and inputs.
 
     family: "unet" or "rad"; passes: the G-buffer passes it reads (besides beauty);
-    multiple: its padding multiple (tiles start on this grid); weights_digest: of the weights
-    it was exported from (None if not recorded).
+    multiple: its padding multiple (tiles start on this grid); source_digest: the
+    :func:`source_digest` of the weights and config it was exported from (None if not recorded).
     """
 
     family: str
     passes: tuple[str, ...]
     multiple: int
-    weights_digest: str | None
+    source_digest: str | None
 
 
 def onnx_model_info(path: Path, metadata: dict[str, str], input_names: list[str]) -> OnnxModelInfo:
@@ -107,4 +119,4 @@ def onnx_model_info(path: Path, metadata: dict[str, str], input_names: list[str]
     if missing_passes or multiple < 1:
         raise OnnxModelError(f"{path} does not match its own metadata: inputs {', '.join(input_names)}, "
                              f"passes {', '.join(passes)}, multiple {multiple}")
-    return OnnxModelInfo(family, passes, multiple, metadata.get("stylepass.weights_digest"))
+    return OnnxModelInfo(family, passes, multiple, metadata.get("stylepass.source_digest"))

@@ -16,7 +16,7 @@ from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
 from stylepass.core.inference.stylise import PRESETS_ENV
 from stylepass.core.io.gbuffer import read_gbuffer
-from stylepass.core.io.model_files import file_digest
+from stylepass.core.io.model_files import model_id
 from stylepass.core.models.inputs import tonemap
 from stylepass.core.models.serialization import load_model
 from stylepass.training.data.image_io import read_target_image
@@ -43,7 +43,7 @@ def test_figures_are_the_metric_functions_on_the_same_images(tmp_path, toon_data
     assert report["split"] == "val" and report["count"] == 3 and report["device"] == "cpu"
     assert report["methods"] == ["model", "input"] and report["denoise"] is None  # toon: no Denoise baseline
     assert report["dataset"]["target_kind"] == "toon" and report["dataset"]["identity"]["seed"] == 0
-    assert report["model"]["id"] == file_digest(rad_model / "model.safetensors")
+    assert report["model"]["id"] == model_id(rad_model)
     assert report["torch"] == torch.__version__
     assert [row["input"] for row in report["pairs"]] == [f"scenes/{s}/frame_{n:06d}.exr" for s, n in
                                                          (("a", 3), ("a", 4), ("b", 5))]

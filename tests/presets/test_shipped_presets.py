@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stylepass.core.inference.stylise import presets_dir
-from stylepass.core.io.model_files import MODEL_WEIGHTS, ONNX_MODEL, file_digest
+from stylepass.core.io.model_files import MODEL_WEIGHTS, ONNX_MODEL, model_id, source_digest
 
 PRESETS = ("enhance", "toon", "painterly", "sketch")
 WEIGHTS_BUDGET_MB = 30
@@ -24,10 +24,10 @@ def test_preset_folder_is_complete(name: str) -> None:
                    "real_assets.png", "model/config.json", f"model/{MODEL_WEIGHTS}", f"model/{ONNX_MODEL}"):
         assert (preset / needed).is_file(), f"{preset / needed} is missing"
     assert (preset / "model" / MODEL_WEIGHTS).stat().st_size < WEIGHTS_BUDGET_MB * 1e6
-    # model.onnx is exported from these very weights (ONNX Runtime would rewrite an older one)
+    # model.onnx is exported from these very weights and config (ONNX Runtime would rewrite an older one)
     onnx_model = onnx.load(str(preset / "model" / ONNX_MODEL))
-    recorded = {p.key: p.value for p in onnx_model.metadata_props}["stylepass.weights_digest"]
-    assert recorded == file_digest(preset / "model" / MODEL_WEIGHTS)
+    recorded = {p.key: p.value for p in onnx_model.metadata_props}["stylepass.source_digest"]
+    assert recorded == source_digest(preset / "model")
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -35,7 +35,7 @@ def test_real_asset_figures_are_the_shipped_models_and_beat_the_input(name: str)
     preset = presets_dir() / name
     report = json.loads((preset / "real_assets.json").read_text())
     # The figures were measured on these very weights (a retrained model must be re-scored).
-    assert report["model"]["id"] == file_digest(preset / "model" / MODEL_WEIGHTS)
+    assert report["model"]["id"] == model_id(preset / "model")
     assert report["split"] == "val" and report["count"] >= 3
     scenes = report["dataset"]["identity"]["recipe"]["scenes"]
     assert {Path(a).stem for a in scenes["assets"]} == {"BoomBox", "FlightHelmet", "WaterBottle"}

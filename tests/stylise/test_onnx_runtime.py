@@ -3,6 +3,7 @@ model.onnx from the weights, and refuses ONNX files that are not Stylepass model
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
 from stylepass.core.inference.stylise import load_styliser
 from stylepass.core.io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL
+from stylepass.core.models import UNetConfig
 
 from .conftest import TINY_RAD, write_model
 
@@ -102,3 +104,15 @@ def test_onnx_files_that_are_not_stylepass_models_are_refused(tmp_path, export_f
     assert f"holds neither {ONNX_MODEL} nor {MODEL_WEIGHTS}" in stylise(empty)
     assert not (tmp_path / "out").exists()
     assert not (empty / MODEL_CONFIG).exists()
+
+
+def test_a_config_change_alone_rewrites_the_onnx_file_and_changes_the_model_id(tmp_path):
+    config = UNetConfig(base_width=4, depth=2, kuwahara_radius=2)
+    model_dir = write_model(tmp_path / "model", config)
+    first = load_styliser(model_dir, "cpu")
+    data = json.loads((model_dir / MODEL_CONFIG).read_text())
+    data["model"]["kuwahara_radius"] = 5  # the filter lives in the config alone, not in the weights
+    (model_dir / MODEL_CONFIG).write_text(json.dumps(data))
+    second = load_styliser(model_dir, "cpu")
+    assert second.model_id != first.model_id
+    assert second.model_id == load_styliser(model_dir, "cpu", engine="torch").model_id

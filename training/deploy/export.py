@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
-from stylepass.core.io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL, file_digest
+from stylepass.core.io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL, source_digest
 from stylepass.core.models.config import ConfigError, ModelConfig, build_generator
 from stylepass.core.models.serialization import load_model, load_tensors, save_model
 
@@ -73,5 +73,5 @@ def export_model(source: Path, out_dir: Path, onnx: bool = False) -> ExportResul
     from stylepass.core.inference.onnx_export import export_onnx
 
     onnx_path = out_dir / ONNX_MODEL
-    worst = export_onnx(generator, config, onnx_path, file_digest(out_dir / MODEL_WEIGHTS))
+    worst = export_onnx(generator, config, onnx_path, source_digest(out_dir))
     return ExportResult(out_dir, onnx_path, worst)

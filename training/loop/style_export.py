@@ -23,7 +23,7 @@ from stylepass.core.inference.onnx_export import export_onnx
 from stylepass.core.inference.predict import autocast_for
 from stylepass.core.io.atomic_image import save_png_atomic
 from stylepass.core.io.colour import inverse_tonemap
-from stylepass.core.io.model_files import MODEL_WEIGHTS, ONNX_MODEL, file_digest
+from stylepass.core.io.model_files import ONNX_MODEL, source_digest
 from stylepass.core.io.preview_images import linear_to_srgb8, tile_grid
 from stylepass.core.models.config import UNetConfig
 from stylepass.core.models.serialization import save_model
@@ -71,7 +71,7 @@ def export_style(
 
     def write_files(staged: Path) -> None:
         save_model(generator.cpu(), config, staged)
-        export_onnx(generator.cpu(), config, staged / ONNX_MODEL, file_digest(staged / MODEL_WEIGHTS))
+        export_onnx(generator.cpu(), config, staged / ONNX_MODEL, source_digest(staged))
         write_json_atomic(staged / STYLE_CARD, card)
         if preview.is_file():
             shutil.copyfile(preview, staged / PREVIEW_FILE)
