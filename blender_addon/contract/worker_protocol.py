@@ -33,12 +33,24 @@ ready line, with one line on stderr saying so.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 WORKER_MODULE = "stylepass.core.inference.worker"
 NO_RUNTIME_EXIT_CODE = 3  # the worker's exit status when onnxruntime cannot be imported
 
 ENGINES = ("onnx", "torch")  # what runs a model: ONNX Runtime (the default) or torch
+PRESETS_ENV = "STYLEPASS_PRESETS"  # the presets folder the worker (and the CLI) read
+
+# A model folder's files: the generator for ONNX Runtime, and its weights and config for torch.
+ONNX_MODEL = "model.onnx"
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "config.json"
+
+
+def has_model(folder: Path) -> bool:
+    """Whether a folder holds a model one of the runtimes can run (ONNX, or safetensors + config)."""
+    return (folder / ONNX_MODEL).is_file() or ((folder / MODEL_WEIGHTS).is_file() and (folder / MODEL_CONFIG).is_file())
 
 # Values of "kind" in an error reply, so the add-on can offer the right fix.
 ERROR_KINDS = (

@@ -21,10 +21,11 @@ import bpy
 from .. import ADDON_ID
 from ..contract.export_format import frame_stem
 from ..contract.headless_protocol import BadInputError, JobCancelled
+from ..contract.worker_protocol import PRESETS_ENV
 from ..scene import compositor_nodes, gbuffer_export, passes
 from .training_engine import engine_python
 from .worker_client import WorkerClient
-from .worker_runtime import WorkerRuntime, bundled_runtime, repository_runtime
+from .worker_runtime import WorkerRuntime, bundled_runtime, presets_folder, repository_runtime
 
 STYLISED_DIR = "stylised"
 ENGINE_FOLDER = "training_engine"  # in the extension's user folder
@@ -50,7 +51,9 @@ def chosen_python() -> WorkerRuntime | None:
     if not chosen:
         return None
     python = Path(bpy.path.abspath(chosen))
-    return WorkerRuntime(python, {}, f"the Python chosen in the preferences ({python})")
+    presets = presets_folder(Path(__file__).parent.parent)  # the ones the style browser shows
+    env = {PRESETS_ENV: str(presets)} if presets is not None else {}
+    return WorkerRuntime(python, env, f"the Python chosen in the preferences ({python})")
 
 
 def worker_runtime() -> WorkerRuntime:

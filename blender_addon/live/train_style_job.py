@@ -192,6 +192,11 @@ class TrainStyleJob:
             self._process.wait()
 
 
+def running() -> bool:
+    """Whether a training job is running."""
+    return bool(_running)
+
+
 def stop_all() -> None:
     """Cancel every running training job and wait for its checkpoint (on unregister)."""
     for job in list(_running):

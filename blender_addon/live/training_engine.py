@@ -44,8 +44,12 @@ class TorchBuild:
 
 BUILDS = {
     "cpu": TorchBuild("CPU", "https://download.pytorch.org/whl/cpu", 400),
-    "cuda": TorchBuild("NVIDIA CUDA", None, 3500),
+    # PyPI's torch is CPU-only on Windows: the CUDA build comes from the PyTorch index everywhere
+    "cuda": TorchBuild("NVIDIA CUDA", "https://download.pytorch.org/whl/cu130", 3500),
 }
+# What the last step checks: the training code imports, and the torch build is the one asked for.
+CHECKS = {"cpu": "import torch, stylepass.training.loop.train_style",
+          "cuda": "import torch, stylepass.training.loop.train_style; assert torch.version.cuda, 'not a CUDA build'"}
 TORCH_REQUIREMENT = "torch==2.13.0"  # the version Stylepass is tested with
 
 
@@ -88,6 +92,7 @@ class EngineInstall:
         self.folder = Path(folder)
         self.partial = self.folder.with_name(self.folder.name + ".partial")
         self.build = BUILDS[build]
+        self.check = CHECKS[build]
         self.source = stylepass_source(addon_dir)
         self.base_python = Path(base_python or sys.executable)
         self._process: subprocess.Popen[str] | None = None
@@ -104,7 +109,7 @@ class EngineInstall:
             (f"downloading torch ({self.build.label}, about {self.build.download_mb} MB)",
              [*pip, *torch_source, os.environ.get(TORCH_ENV) or TORCH_REQUIREMENT]),
             ("installing Stylepass's training code", [*pip, str(self.source)]),
-            ("checking the engine", [python, "-c", "import torch, stylepass.training.loop.train_style"]),
+            ("checking the engine", [python, "-c", self.check]),
         ]
 
     def cancel(self) -> None:
@@ -120,6 +125,7 @@ class EngineInstall:
         """
         commands = self.commands()
         total = len(commands) + 1
+        _running.add(self)
         shutil.rmtree(self.partial, ignore_errors=True)  # a crashed install's leftovers
         try:
             for done, (what, argv) in enumerate(commands):
@@ -136,15 +142,35 @@ class EngineInstall:
                     raise JobError(f"installing the training engine failed while {what} (exit code "
                                    f"{self._process.returncode}); nothing was installed:\n" + "\n".join(lines))
             (self.partial / MARKER).write_text(json.dumps({"torch": self.build.label, "source": str(self.source)}))
-            if self.folder.exists():
-                shutil.rmtree(self.folder)
-            os.replace(self.partial, self.folder)
+            replace_folder(self.partial, self.folder)
             yield InstallProgress(total, total, f"training engine installed in {self.folder}")
         finally:
+            _running.discard(self)
             if self._process is not None and self._process.poll() is None:
                 self._process.kill()
                 self._process.wait()
             shutil.rmtree(self.partial, ignore_errors=True)
+
+
+_running: set[EngineInstall] = set()
+
+
+def stop_all() -> None:
+    """Cancel every install in progress (on unregister): pip is stopped; each install removes its
+    ``.partial`` folder when its steps end."""
+    for install in list(_running):
+        install.cancel()
+
+
+def replace_folder(new: Path, folder: Path) -> None:
+    """Put `new` in place of `folder`: the old one is renamed aside first and deleted only once the
+    new one is in place, so `folder` is at every moment a whole engine or absent."""
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(new, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _drain(output: ChildOutput) -> list[dict[str, str]]:

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..contract.headless_protocol import BadInputError
+from ..contract.worker_protocol import PRESETS_ENV, has_model
 
 RUNTIME_FOLDER = "runtime"  # the worker's code inside the extension
 PRESETS_FOLDER = "presets"  # the presets inside the extension
-PRESETS_ENV = "STYLEPASS_PRESETS"  # read by stylepass.core.inference.stylise.presets_dir
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def repository_runtime(addon_dir: Path) -> WorkerRuntime | None:
     root = Path(os.path.realpath(addon_dir)).parent
     for candidate in (root / ".venv" / "bin" / "python", root / ".venv" / "Scripts" / "python.exe"):
         if candidate.is_file():
-            return WorkerRuntime(candidate, {}, f"the repository's core Python ({candidate})")
+            return WorkerRuntime(candidate, {PRESETS_ENV: str(root / PRESETS_FOLDER)},
+                                 f"the repository's core Python ({candidate})")
     return None
 
 
@@ -96,8 +97,4 @@ def presets_folder(addon_dir: Path) -> Path | None:
 
 def available_presets(folder: Path) -> list[Path]:
     """The preset folders in `folder` that hold a model (model.onnx, or model.safetensors + config.json)."""
-    def has_model(model: Path) -> bool:
-        return (model / "model.onnx").is_file() or ((model / "model.safetensors").is_file()
-                                                   and (model / "config.json").is_file())
-
     return sorted(preset for preset in folder.iterdir() if preset.is_dir() and has_model(preset / "model"))

@@ -18,6 +18,7 @@ import bpy
 
 from .. import ADDON_ID
 from ..contract.headless_protocol import BadInputError, JobCancelled, JobError
+from ..live import train_style_job
 from ..live.stylise_job import engine_folder
 from ..live.training_engine import BUILDS, EngineInstall, InstallProgress, engine_python
 from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
@@ -74,6 +75,9 @@ class STYLEPASS_OT_install_training_engine(ModalJobOperator, bpy.types.Operator)
 
     def _start(self, context: bpy.types.Context) -> Iterator[InstallProgress]:
         check_online()
+        if train_style_job.running():
+            raise BadInputError("a Train style job is running in the training engine: let it finish or cancel it "
+                                "before installing the engine again")
         status = engine_status(context)
         status.state, status.message, status.progress, status.cancel_requested = "RUNNING", "starting", 0.0, False
         preferences = context.preferences.addons[ADDON_ID].preferences
@@ -127,6 +131,17 @@ class STYLEPASS_OT_install_training_engine(ModalJobOperator, bpy.types.Operator)
         for area in context.screen.areas if context.screen else ():
             area.tag_redraw()
         return {"RUNNING_MODAL"}
+
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the operator (a file loaded, the window closed): stop and clean up."""
+        if self._install is not None:
+            self._install.cancel()
+        if self._steps is not None:
+            self._steps.close()  # kills pip, removes the .partial folder
+        end_modal(self, context)
+        status = engine_status(context)
+        status.state, status.message = "CANCELLED", "cancelled; nothing was installed"
 
 
 class STYLEPASS_OT_cancel_install_training_engine(CancelJobOperator, bpy.types.Operator):

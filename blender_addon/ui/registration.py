@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..live import stylise_job, stylise_on_render, train_style_job
+from ..live import stylise_job, stylise_on_render, train_style_job, training_engine
 from . import engine_operators, operators, panel, properties, style_browser, stylise_operators, train_style_operators
 
 _CLASSES = (properties.StylepassSceneSettings, properties.StylepassJobStatus, properties.StylepassPreferences,
@@ -27,6 +27,7 @@ def unregister() -> None:
     stylise_on_render.unregister()
     stylise_job.stop_workers()
     train_style_job.stop_all()
+    training_engine.stop_all()
     del bpy.types.WindowManager.stylepass_engine
     del bpy.types.WindowManager.stylepass_train
     del bpy.types.WindowManager.stylepass_job

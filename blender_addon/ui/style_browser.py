@@ -2,8 +2,8 @@
 folder. Both set ``scene.stylepass.model`` (a preset name or a folder), which the stylise jobs read.
 
 Presets are the folders of :func:`~..live.worker_runtime.presets_folder` that hold a model, with
-their ``thumbnail.png`` as the icon. Icons live in a ``bpy.utils.previews`` collection (none in
-background mode, where Blender draws nothing).
+their ``thumbnail.png`` as the icon. Icons live in a ``bpy.utils.previews`` collection while the
+add-on is registered.
 """
 
 from __future__ import annotations
@@ -14,18 +14,30 @@ from typing import Any
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
+from ..contract.worker_protocol import has_model
 from ..live.worker_runtime import available_presets, presets_folder
 
 _ADDON_DIR = Path(__file__).parent.parent
 _icons: Any = None  # bpy.utils.previews.ImagePreviewCollection, while registered
 _items: list[tuple[str, str, str, int, int]] = []  # kept alive: Blender holds pointers into enum items
+_items_key: tuple[Any, ...] = ()  # what _items was built from
 
 
 def preset_items(_self: Any, _context: bpy.types.Context | None) -> list[tuple[str, str, str, int, int]]:
-    """EnumProperty items of the presets: (name, label, description, icon id, index)."""
+    """EnumProperty items of the presets: (name, label, description, icon id, index).
+
+    Built again only when the presets change (Blender calls this on every redraw and keeps
+    pointers into the strings of the list it got, so the list is kept, not rebuilt, otherwise).
+    """
+    global _items_key
     folder = presets_folder(_ADDON_DIR)
+    presets = available_presets(folder) if folder else []
+    key = (tuple((p.name, _mtime(p / "thumbnail.png"), _mtime(p / "CARD.md")) for p in presets), _icons is not None)
+    if key == _items_key and _items:
+        return _items
+    _items_key = key
     _items.clear()
-    for index, preset in enumerate(available_presets(folder) if folder else []):
+    for index, preset in enumerate(presets):
         icon = 0
         thumbnail = preset / "thumbnail.png"
         if _icons is not None and thumbnail.is_file():
@@ -36,6 +48,10 @@ def preset_items(_self: Any, _context: bpy.types.Context | None) -> list[tuple[s
     if not _items:
         _items.append(("NONE", "No presets", "No preset with a model was found beside the add-on", 0, 0))
     return _items
+
+
+def _mtime(path: Path) -> int:
+    return path.stat().st_mtime_ns if path.is_file() else 0
 
 
 def describe(preset: Path) -> str:
@@ -69,7 +85,7 @@ class STYLEPASS_OT_choose_model_folder(bpy.types.Operator, ImportHelper):
         folder = Path(bpy.path.abspath(self.directory or self.filepath))
         if folder.is_file():
             folder = folder.parent
-        if not any((folder / name).is_file() for name in ("model.onnx", "model.safetensors")):
+        if not has_model(folder):
             self.report({"ERROR"}, f"Stylepass: {folder} holds no model (model.onnx, or model.safetensors + "
                                    "config.json from `stylepass export-model` or Train style)")
             return {"CANCELLED"}
@@ -85,13 +101,14 @@ def register_icons() -> None:
 
 
 def unregister_icons() -> None:
-    global _icons
+    global _icons, _items_key
     if _icons is not None:
         import bpy.utils.previews
 
         bpy.utils.previews.remove(_icons)
         _icons = None
     _items.clear()
+    _items_key = ()
 
 
 CLASSES = (STYLEPASS_OT_choose_model_folder,)

@@ -49,7 +49,7 @@ def import_onnxruntime() -> Any:
     """The onnxruntime module; StyliseError (``failed``) saying how to install it when missing."""
     try:
         import onnxruntime
-    except ImportError as error:
+    except (ImportError, OSError) as error:  # OSError: its native library does not load
         raise StyliseError(f"onnxruntime cannot be imported in {sys.executable} ({error}): {INSTALL_HINT}, "
                            "or use --engine torch", "failed") from None
     return onnxruntime
@@ -198,6 +198,13 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
     if weights.is_file() and info.source_digest != source_digest(model_dir):
         write_onnx(model_dir, "has an out-of-date")
         session, info = open_session(onnxruntime, onnx_path, providers)
+    running = session.get_providers()[0]
+    if device_name.startswith("cuda") and running != CUDA:  # CUDA or cuDNN missing: it fell back quietly
+        if device != "auto":
+            raise StyliseError(f"--device {device} was asked for but ONNX Runtime could not start its CUDA provider "
+                               "(is the CUDA/cuDNN runtime that onnxruntime-gpu needs installed?); use --device cpu",
+                               "no_cuda")
+        device_name = "cpu"
     overridable = tuple(i.name for i in session.get_overridable_initializers())
     return OnnxStyliser(
         name=name or model_dir.name, model_id=model_id(model_dir), family=info.family, passes=info.passes,

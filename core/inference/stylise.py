@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -40,7 +41,13 @@ import numpy as np
 import OpenEXR
 
 from stylepass.blender_addon.contract.atomic_files import append_jsonl, partials_of, read_jsonl, write_atomic
-from stylepass.blender_addon.contract.worker_protocol import BAD_INPUT_KINDS, ENGINES, ERROR_KINDS
+from stylepass.blender_addon.contract.worker_protocol import (
+    BAD_INPUT_KINDS,
+    ENGINES,
+    ERROR_KINDS,
+    PRESETS_ENV,
+    has_model,
+)
 
 from ..io.atomic_image import save_png_atomic
 from ..io.exr_file import write_exr
@@ -58,7 +65,6 @@ from ..io.model_files import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL, file_diges
 from ..io.preview_images import linear_to_srgb8
 from .tiling import tile_spans
 
-PRESETS_ENV = "STYLEPASS_PRESETS"  # overrides the presets folder
 REPO_PRESETS = Path(__file__).resolve().parents[2] / "presets"
 PRESET_MODEL_FOLDER = "model"  # presets/NAME/model/ holds model.onnx, model.safetensors + config.json
 OUTPUT_MANIFEST = "manifest.jsonl"  # one line per finished frame in the output folder
@@ -99,12 +105,6 @@ class FrameOutOfMemory(Exception):
 def presets_dir() -> Path:
     """The presets folder: ``$STYLEPASS_PRESETS`` if set, else ``<repo>/presets``."""
     return Path(os.environ.get(PRESETS_ENV) or REPO_PRESETS)
-
-
-def has_model(directory: Path) -> bool:
-    """Whether a folder holds a model one of the runtimes can run (ONNX, or safetensors + config)."""
-    return (directory / ONNX_MODEL).is_file() or (
-        (directory / MODEL_WEIGHTS).is_file() and (directory / MODEL_CONFIG).is_file())
 
 
 def resolve_model_dir(model: str | Path | None = None, preset: str | None = None) -> Path:
@@ -317,8 +317,11 @@ def load_styliser(model_dir: str | Path, device: str = "auto", tile: int | None 
 
         return load_onnx_styliser(Path(model_dir), device, tile, name)
     if engine == "torch":
-        from .torch_styliser import load_torch_styliser
-
+        try:
+            from .torch_styliser import load_torch_styliser
+        except ImportError as error:  # the Blender extension's runtime, or a Python without torch
+            raise StyliseError(f"the torch engine needs torch, which {sys.executable} cannot import ({error}): use the "
+                               "onnx engine, or a Python with Stylepass's training engine", "bad_request") from None
         return load_torch_styliser(Path(model_dir), device, tile, name)
     raise StyliseError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}", "bad_request")
 

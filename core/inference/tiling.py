@@ -6,8 +6,9 @@ full-frame result; only the outermost pixels of each tile (padding effects) diff
 the ones the ramps fade out. With `context`, the model also sees that many pixels around each
 tile (cut off again after it runs), which pushes the padding effects out of the kept tile.
 
-The tile geometry (:func:`tile_windows`) and the blending (:func:`blend_tiles`, numpy) are the
-one implementation both runtimes use: ONNX Runtime directly, torch through :func:`tiled_apply`.
+The tile geometry and blend weights (:func:`tile_windows`) are the one definition both runtimes
+use; ONNX Runtime's tiles are blended in numpy (:func:`blend_tiles`), torch's on their device
+(:func:`tiled_apply`), the same sums.
 """
 
 from __future__ import annotations

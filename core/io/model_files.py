@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_CONFIG = "config.json"
-ONNX_MODEL = "model.onnx"
+from stylepass.blender_addon.contract.worker_protocol import MODEL_CONFIG, MODEL_WEIGHTS, ONNX_MODEL
+
 # A safetensors header is at most 100 MB (the library's own limit).
 _MAX_HEADER = 100_000_000
 # Graph inputs every Stylepass ONNX model has (the others depend on the model's passes).

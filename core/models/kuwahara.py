@@ -92,4 +92,6 @@ class KuwaharaFilter(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"KuwaharaFilter expects (B, 3, H, W), got {tuple(image.shape)}")
-        return _filter(image, self.weights, self.sectors, self.sharpness)
+        # float32 always: in bf16 (autocast on CUDA) the variances lose their precision
+        with torch.autocast(device_type=image.device.type, enabled=False):
+            return _filter(image.float(), self.weights, self.sectors, self.sharpness).to(image.dtype)

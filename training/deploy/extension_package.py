@@ -50,6 +50,8 @@ PLATFORMS: dict[str, tuple[str, ...]] = {
 }
 # What the worker imports (with their parents' __init__.py); the rest of the core needs torch.
 RUNTIME_PACKAGES = ("core/io", "core/inference", "blender_addon/contract")
+# Modules of those packages that need torch: left out of the zip (the worker runs ONNX Runtime).
+TORCH_MODULES = ("predict.py", "torch_styliser.py", "onnx_export.py")
 PRESET_FILES = ("model/model.onnx", "thumbnail.png", "CARD.md")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 
@@ -102,11 +104,13 @@ def stage_source(stage: Path, platforms: list[str]) -> None:
     shutil.copytree(ROOT / "blender_addon", stage, ignore=IGNORED)
     runtime = stage / "runtime" / "stylepass"  # a namespace package, as installed
     for package in RUNTIME_PACKAGES:
-        shutil.copytree(ROOT / package, runtime / package, ignore=IGNORED)
+        shutil.copytree(ROOT / package, runtime / package, ignore=shutil.ignore_patterns(
+            "__pycache__", "*.pyc", ".*", *TORCH_MODULES))
         parent = Path(package).parent
         shutil.copy2(ROOT / parent / "__init__.py", runtime / parent / "__init__.py")
     for preset in sorted((ROOT / "presets").iterdir()):
         if (preset / PRESET_FILES[0]).is_file():
+            check_current_onnx(preset / "model", stage / "runtime")
             for name in PRESET_FILES:
                 (stage / "presets" / preset.name / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(preset / name, stage / "presets" / preset.name / name)
@@ -130,6 +134,20 @@ def build_engine_wheel(folder: Path) -> None:
             shutil.copytree(ROOT / package, source / package, ignore=IGNORED)
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder),
                         str(source)], check=True)
+
+
+def check_current_onnx(model: Path, runtime: Path) -> None:
+    """Refuse to ship a preset's model.onnx older than its weights and config (the zip carries the
+    ONNX file alone, so nothing could tell later). runtime: the staged ``runtime/`` folder, whose
+    copy of the core gives the digest's one definition."""
+    if str(runtime) not in sys.path:
+        sys.path.insert(0, str(runtime))
+    from stylepass.core.io.model_files import source_digest
+
+    text = (model / "model.onnx").read_bytes()
+    if b"stylepass.source_digest" not in text or source_digest(model).encode() not in text:
+        raise SystemExit(f"[package] {model / 'model.onnx'} was not exported from the weights and config beside it: "
+                         f"run `stylepass export-model {model} --out {model} --onnx` first")
 
 
 def write_manifest(path: Path, platforms: list[str], wheels: list[str]) -> None:
