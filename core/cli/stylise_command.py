@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.frame_selection import parse_frame_range, parse_shard
 
 from .arguments import CommandText, add_command, add_device_argument, add_engine_argument
 from .blender_job import make_console, print_error, print_warning
@@ -58,6 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     add_device_argument(parser)
     add_engine_argument(parser)
+    parser.add_argument("--frames", metavar="A-B", help="only these frames of the export folder (inclusive)")
+    parser.add_argument("--shard", metavar="I/N", help="farm task I of N: every N-th frame from the I-th (1-based); "
+                        "tasks may share --out: a frame another task is stylising is left to it")
     parser.add_argument("--tile", metavar="N", type=int,
                         help="run in overlapping N x N tiles (default: whole frames up to 2048x2048, "
                              "1024 tiles above; smaller tiles on GPU out-of-memory)")
@@ -66,11 +70,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_stylise(args: argparse.Namespace) -> int:
     """Load the model, stylise every frame of INPUT into --out, and return the exit code."""
     console = make_console()
+    try:
+        frames = parse_frame_range(args.frames) if args.frames else None
+        shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as error:
+        print_error(console, str(error))
+        return ExitCode.BAD_INPUT
 
     def stylise_all() -> int:
-        from ..inference.stylise import frame_jobs, load_styliser, resolve_model_dir
+        from ..inference.stylise import StyliseError, frame_jobs, load_styliser, resolve_model_dir, select_jobs
 
-        jobs = frame_jobs(args.input, args.out)
+        jobs = select_jobs(frame_jobs(args.input, args.out), frames, shard)
+        if not jobs:
+            raise StyliseError(f"no frame of {args.input} is in --frames {args.frames}", "bad_request")
         model_dir = resolve_model_dir(args.model, args.preset)
         styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset, engine=args.engine)
         console.print(f"model {styliser.name} ({styliser.family}) in {styliser.runtime} on {styliser.device}; "
@@ -100,7 +112,8 @@ def _stylise_all(styliser: Styliser, jobs: list[FrameJob], out_dir: Path, consol
     with progress:
         summary = stylise_jobs(styliser, jobs, out_dir, on_frame, on_tile,
                                lambda message: print_warning(progress.console, message))
-    console.print(f"done: {len(summary.stylised)} stylised, {len(summary.skipped)} already finished, "
+    taken = f", {len(summary.taken)} left to another task" if summary.taken else ""
+    console.print(f"done: {len(summary.stylised)} stylised, {len(summary.skipped)} already finished{taken}, "
                   f"in {out_dir}", markup=False, highlight=False)
     if summary.failed:
         for job, error in summary.failed:

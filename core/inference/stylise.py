@@ -27,12 +27,13 @@ Errors are :class:`StyliseError` whose ``kind`` is one of the worker protocol's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ import numpy as np
 import OpenEXR
 
 from stylepass.blender_addon.contract.atomic_files import append_jsonl, partials_of, read_jsonl, write_atomic
+from stylepass.blender_addon.contract.frame_selection import Shard
 from stylepass.blender_addon.contract.worker_protocol import (
     BAD_INPUT_KINDS,
     ENGINES,
@@ -69,6 +71,7 @@ REPO_PRESETS = Path(__file__).resolve().parents[2] / "presets"
 PRESET_MODEL_FOLDER = "model"  # presets/NAME/model/ holds model.onnx, model.safetensors + config.json
 OUTPUT_MANIFEST = "manifest.jsonl"  # one line per finished frame in the output folder
 OUTPUT_PREFIX = "stylised_"
+CLAIMS_FOLDER = ".claims"  # OUT/.claims/<frame>.lock: which task is stylising which frame
 TILE_OVERLAP = 32  # pixels shared by neighbouring tiles, blended with linear ramps
 TILE_CONTEXT = 32  # pixels around a tile the model also sees, so its padding effects fall outside
 MIN_TILE = 64
@@ -432,15 +435,16 @@ def input_digest(source: Path) -> str:
 
 @dataclass
 class StyliseSummary:
-    """Frames stylised, skipped (already finished) and failed (unreadable or lacking passes) by
-    :func:`stylise_jobs`."""
+    """Frames stylised, skipped (already finished), failed (unreadable or lacking passes) and taken
+    (another task had them) by :func:`stylise_jobs`."""
 
     stylised: list[FrameJob] = field(default_factory=list)
     skipped: list[FrameJob] = field(default_factory=list)
     failed: list[tuple[FrameJob, StyliseError]] = field(default_factory=list)
+    taken: list[FrameJob] = field(default_factory=list)  # being stylised by another task
 
 
-FrameCallback = Callable[[int, int, FrameJob, str], None]  # (done, total, job, "stylised"|"skipped"|"failed")
+FrameCallback = Callable[[int, int, FrameJob, str], None]  # (done, total, job, stylised|skipped|failed|taken)
 FRAME_PROBLEMS = ("bad_input", "missing_passes")  # a frame's own problems: the others go on
 
 
@@ -451,6 +455,10 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
     input are skipped. A frame that cannot be read or lacks passes is named in the summary's
     ``failed`` and the others go on; any other error stops the run.
 
+    Farm tasks may share `out_dir`: each frame is claimed (:func:`frame_claim`) while it is
+    stylised, a frame another task holds is left to it (``taken``), and the manifest is read again
+    once a frame is claimed, so no frame is done twice.
+
     A finished frame gets a line in ``out_dir/manifest.jsonl`` (``source``, ``exr``, ``png``,
     ``model``, ``input``, ``seconds``) after both of its files are in place.
     """
@@ -460,32 +468,80 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
     if manifest.is_symlink():
         raise StyliseError(f"{manifest} is a symbolic link: Stylepass keeps its manifest inside the output folder "
                            "and never writes through a link; remove it (or choose another --out)", "bad_request")
-    finished = {row["exr"]: row for row in read_jsonl(manifest) if isinstance(row.get("exr"), str)}
     summary = StyliseSummary()
     for index, job in enumerate(jobs, start=1):
-        if is_finished(job, styliser.model_id, finished):
-            summary.skipped.append(job)
-            status = "skipped"
-        else:
-            for leftover in partials_of(job.output) + partials_of(job.preview):  # from a killed run
-                leftover.unlink(missing_ok=True)
-            try:
-                digest = input_digest(job.source)
-                timings = styliser.stylise_file(job.source, job.output, job.preview, on_tile, on_note)
-            except StyliseError as error:
-                if error.kind not in FRAME_PROBLEMS:
-                    raise
-                summary.failed.append((job, error))
-                status = "failed"
-            except FileNotFoundError as error:  # the input went away since the run started
-                summary.failed.append((job, StyliseError(str(error), "bad_input")))
-                status = "failed"
-            else:
-                append_jsonl(manifest, {"source": str(job.source.resolve()), "exr": job.output.name,
-                                        "png": job.preview.name, "model": styliser.model_id, "input": digest,
-                                        "seconds": round(timings.total_s, 3)})
-                summary.stylised.append(job)
-                status = "stylised"
+        with frame_claim(out_dir, job) as claimed:
+            status = _stylise_claimed(styliser, job, manifest, summary, on_tile, on_note) if claimed else "taken"
+        if status == "taken":
+            summary.taken.append(job)
         if on_frame is not None:
             on_frame(index, len(jobs), job, status)
     return summary
+
+
+def _stylise_claimed(styliser: Styliser, job: FrameJob, manifest: Path, summary: StyliseSummary,
+                     on_tile: TileCallback | None, on_note: NoteCallback | None) -> str:
+    """One claimed frame: skipped if finished, else stylised and recorded; returns its status."""
+    finished = {row["exr"]: row for row in read_jsonl(manifest) if isinstance(row.get("exr"), str)}
+    if is_finished(job, styliser.model_id, finished):
+        summary.skipped.append(job)
+        return "skipped"
+    for leftover in partials_of(job.output) + partials_of(job.preview):  # from a killed run
+        leftover.unlink(missing_ok=True)
+    try:
+        digest = input_digest(job.source)
+        timings = styliser.stylise_file(job.source, job.output, job.preview, on_tile, on_note)
+    except StyliseError as error:
+        if error.kind not in FRAME_PROBLEMS:
+            raise
+        summary.failed.append((job, error))
+        return "failed"
+    except FileNotFoundError as error:  # the input went away since the run started
+        summary.failed.append((job, StyliseError(str(error), "bad_input")))
+        return "failed"
+    append_jsonl(manifest, {"source": str(job.source.resolve()), "exr": job.output.name, "png": job.preview.name,
+                            "model": styliser.model_id, "input": digest, "seconds": round(timings.total_s, 3)})
+    summary.stylised.append(job)
+    return "stylised"
+
+
+@contextlib.contextmanager
+def frame_claim(out_dir: Path, job: FrameJob) -> Iterator[bool]:
+    """Hold ``OUT/.claims/<frame>.lock`` for the block; yields False when another task holds it.
+
+    An OS lock (``fcntl.lockf``: also across machines on an NFS share with working locks), so a
+    task that is killed lets go of its frames at once. Without fcntl (Windows) every frame counts
+    as claimed: run one task per output folder there.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield True
+        return
+    folder = out_dir / CLAIMS_FOLDER
+    folder.mkdir(exist_ok=True)
+    with (folder / f"{job.output.stem}.lock").open("a") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by another task
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def select_jobs(jobs: list[FrameJob], frames: tuple[int, int] | None = None,
+                shard: Shard | None = None) -> list[FrameJob]:
+    """The jobs of the frames in `frames` (inclusive A, B; by the number in ``frame_<N>.exr``),
+    then every ``shard.count``-th of them from the ``shard.index``-th (as export's --shard)."""
+    if frames is not None:
+        jobs = [job for job in jobs if frames[0] <= frame_number(job.source) <= frames[1]]
+    return jobs if shard is None else jobs[shard.index - 1::shard.count]
+
+
+def frame_number(source: Path) -> int:
+    """The frame number of an export EXR (``frame_000012.exr`` -> 12); -1 for other names."""
+    digits = Path(source).stem.removeprefix("frame_")
+    return int(digits) if digits.lstrip("-").isdigit() else -1

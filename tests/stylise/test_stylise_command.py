@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from stylepass.core.io.gbuffer import read_gbuffer
 from stylepass.core.models import RADConfig, build_generator, load_model, save_model
 
 from .conftest import PASSES, TINY_RAD, smooth_frame, write_export, write_model
+
+STYLEPASS = Path(sys.executable).parent / "stylepass"
 
 
 def stylise(*args: str | Path) -> int:
@@ -60,7 +64,7 @@ def test_a_folder_is_stylised_frame_by_frame_and_resumes(tmp_path, export_folder
     out = tmp_path / "out"
     assert stylise(export_folder, "--model", rad_model, "--out", out) == ExitCode.OK
     names = [f"stylised_{n:06d}" for n in (1, 2, 3)]
-    assert sorted(p.name for p in out.iterdir()) == sorted(
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
         [OUTPUT_MANIFEST] + [n + ".exr" for n in names] + [n + ".png" for n in names])
     capsys.readouterr()
 
@@ -257,3 +261,25 @@ def test_a_manifest_that_is_a_symlink_is_never_written_through(tmp_path, export_
     (out / OUTPUT_MANIFEST).symlink_to(elsewhere)
     assert stylise(export_folder, "--model", rad_model, "--out", out) == ExitCode.BAD_INPUT
     assert "is a symbolic link" in capsys.readouterr().err and elsewhere.read_text() == ""
+
+
+def test_farm_tasks_share_an_output_folder_without_redoing_frames(tmp_path, rad_model):
+    """Two real processes on one --out, started together: every frame once in the manifest; and
+    --shard I/N tasks cover each frame exactly once."""
+    export = tmp_path / "export"
+    write_export(export, [smooth_frame(160, 200, peak=1.0 + index / 4) for index in range(12)])
+    out = tmp_path / "out"
+    argv = [str(STYLEPASS), "stylise", str(export), "--model", str(rad_model), "--out", str(out), "--engine", "torch"]
+    tasks = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [task.communicate(timeout=300)[1] for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs
+    rows = [json.loads(line) for line in (out / OUTPUT_MANIFEST).read_text().splitlines()]
+    assert sorted(row["exr"] for row in rows) == [f"stylised_{n:06d}.exr" for n in range(1, 13)]
+
+    sharded = tmp_path / "sharded"
+    for index in (1, 2, 3):
+        assert stylise(export, "--model", rad_model, "--out", sharded, "--shard", f"{index}/3",
+                       "--frames", "2-11") == ExitCode.OK
+    rows = [json.loads(line) for line in (sharded / OUTPUT_MANIFEST).read_text().splitlines()]
+    assert sorted(row["exr"] for row in rows) == [f"stylised_{n:06d}.exr" for n in range(2, 12)]
+    assert stylise(export, "--model", rad_model, "--out", sharded, "--shard", "4/3") == ExitCode.BAD_INPUT
