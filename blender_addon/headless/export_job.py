@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 
 from ..blender_compat import eevee_engine_id, set_render_samples
-from ..contract import export_options, frame_selection
+from ..contract import export_options, export_settings, frame_selection
 from ..contract.headless_protocol import JobCancelled
 from ..scene import gbuffer_export, passes, scene_loading
 
@@ -49,6 +49,12 @@ def run(argv: list[str], emit: Emit, should_cancel: Callable[[], bool]) -> None:
     frame_selection.check_within(requested, scene_range, scene.name)
     frames = frame_selection.select_frames(*requested, step=scene.frame_step, shard=options.shard)
     out_dir = Path(options.out).resolve()
+    export_settings.check_or_record(out_dir, {
+        **export_settings.scene_identity(options.scene), "engine": scene.render.engine,
+        "resolution": [scene.render.resolution_x * scene.render.resolution_percentage // 100,
+                       scene.render.resolution_y * scene.render.resolution_percentage // 100],
+        "samples": scene.cycles.samples if scene.render.engine == "CYCLES" else scene.eevee.taa_render_samples,
+        "seed": options.seed})
     emit("start", total=len(frames), message=f"exporting {len(frames)} frame(s) to {out_dir} with Blender "
                                                f"{bpy.app.version_string} ({scene.render.engine})")
     summary = gbuffer_export.export_frames(

@@ -207,3 +207,18 @@ def test_sigterm_cancels_the_export_and_leaves_no_blender_behind(blender, tmp_pa
     assert manifest_frames(out) == written, "Blender wrote a frame after the command ended"
     blenders = subprocess.run(["pgrep", "-f", f"headless_main.py.*{out}"], capture_output=True, text=True)
     assert blenders.stdout == "", "a Blender child outlived the command"
+
+
+def test_a_rerun_with_other_settings_is_refused_and_keeps_the_frames(blender, tmp_path):
+    out = tmp_path / "job"
+    first = stylepass_export("demo", out, blender, *TINY, "--frames", "1-2")
+    assert first.returncode == 0, first.output[-3000:]
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*")}
+    again = stylepass_export("demo", out, blender, *TINY, "--frames", "1-2")
+    assert again.returncode == 0 and "2 already finished" in again.output
+    for options, changed in ((("--resolution", "48x27", "--samples", "1"), "resolution [32, 18] -> [48, 27]"),
+                             (("--resolution", "32x18", "--samples", "4"), "samples 1 -> 4")):
+        other = stylepass_export("demo", out, blender, *options, "--frames", "1-2")
+        assert other.returncode == 2, other.output[-3000:]
+        assert "holds frames exported with other settings" in other.output and changed in other.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*")} == mtimes
