@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass, replace
 
 from .dataset_recipe import Recipe, load_recipe
-from .export_options import parse_resolution
+from .export_options import add_cycles_device_argument, parse_resolution
 from .frame_selection import Shard, parse_frame_range, parse_shard
 
 
@@ -21,6 +21,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", help="I/N: this task makes every N-th scene or frame starting at the I-th")
     parser.add_argument("--resolution", help="WxH (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the procedural scenes (default 0)")
+    add_cycles_device_argument(parser)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class DatasetOptions:
     frames: tuple[int, int] | None
     shard: Shard | None
     seed: int
+    cycles_device: str = "CPU"
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace) -> DatasetOptions:
@@ -46,4 +48,5 @@ class DatasetOptions:
         if ns.frames and recipe.source != "blend":
             raise ValueError("--frames is for recipes with [scenes] source = 'blend'")
         return cls(recipe=recipe, out=ns.out, frames=parse_frame_range(ns.frames) if ns.frames else None,
-                   shard=parse_shard(ns.shard) if ns.shard else None, seed=ns.seed)
+                   shard=parse_shard(ns.shard) if ns.shard else None, seed=ns.seed,
+                   cycles_device=ns.cycles_device)

@@ -10,6 +10,14 @@ from dataclasses import dataclass
 from .frame_selection import Shard, parse_frame_range, parse_shard
 
 ENGINES = ("cycles", "eevee")
+CYCLES_DEVICES = ("CPU", "CUDA", "OPTIX", "HIP", "ONEAPI", "METAL")
+
+
+def add_cycles_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--cycles-device``, shared by export and dataset."""
+    parser.add_argument("--cycles-device", choices=CYCLES_DEVICES, default="CPU",
+                        help="where Cycles renders: CPU (default) or a GPU backend; refused when this "
+                             "machine has no such device")
 _RESOLUTION = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
@@ -42,6 +50,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", help="output size WxH (default: the scene's)")
     parser.add_argument("--shard", help="I/N: this task renders every N-th frame starting at the I-th")
     parser.add_argument("--seed", type=int, default=0, help="Cycles sampling seed (default 0)")
+    add_cycles_device_argument(parser)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class ExportOptions:
     resolution: tuple[int, int] | None
     shard: Shard | None
     seed: int
+    cycles_device: str = "CPU"
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace) -> ExportOptions:
@@ -71,4 +81,5 @@ class ExportOptions:
             resolution=parse_resolution(ns.resolution) if ns.resolution else None,
             shard=parse_shard(ns.shard) if ns.shard else None,
             seed=ns.seed,
+            cycles_device=ns.cycles_device,
         )

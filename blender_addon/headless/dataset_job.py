@@ -20,7 +20,7 @@ from ..contract.atomic_files import append_jsonl, copy_file_atomic, write_json_a
 from ..contract.dataset_options import DatasetOptions, add_dataset_arguments
 from ..contract.dataset_recipe import Recipe, frame_split, validation_split
 from ..contract.headless_protocol import BadInputError, JobCancelled
-from ..scene import gbuffer_export, passes, procedural_scene, target_styles
+from ..scene import cycles_device, gbuffer_export, passes, procedural_scene, target_styles
 
 Emit = Callable[..., None]
 IMAGE_SUFFIXES = (".png", ".exr", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -37,6 +37,7 @@ def run(argv: list[str], emit: Emit, should_cancel: Callable[[], bool]) -> None:
     parser = argparse.ArgumentParser(prog="stylepass dataset (in Blender)")
     add_dataset_arguments(parser)
     options = DatasetOptions.from_namespace(parser.parse_args(argv))
+    cycles_device.use_cycles_device(options.cycles_device)
     out = Path(options.out).resolve()
     gbuffer_export.prepare_output_dir(out)
     if options.recipe.source == "procedural":

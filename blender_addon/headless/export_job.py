@@ -11,7 +11,7 @@ import bpy
 from ..blender_compat import eevee_engine_id, set_render_samples
 from ..contract import export_options, export_settings, frame_selection
 from ..contract.headless_protocol import JobCancelled
-from ..scene import gbuffer_export, passes, scene_loading
+from ..scene import cycles_device, gbuffer_export, passes, scene_loading
 
 Emit = Callable[..., None]
 
@@ -38,6 +38,7 @@ def run(argv: list[str], emit: Emit, should_cancel: Callable[[], bool]) -> None:
     parser = argparse.ArgumentParser(prog="stylepass export (in Blender)")
     export_options.add_export_arguments(parser)
     options = export_options.ExportOptions.from_namespace(parser.parse_args(argv))
+    cycles_device.use_cycles_device(options.cycles_device)
     scene, warnings = scene_loading.load_scene(options.scene)
     for warning in warnings:
         emit("warning", message=warning)

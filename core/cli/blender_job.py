@@ -62,7 +62,7 @@ def bad_input_exits(*errors: type[Exception]) -> Callable[[Handler], Handler]:
 def given_options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     """``--name value`` for each option of ``names`` given on the command line, to pass on to a job."""
     return [part for name in names if getattr(args, name) is not None
-            for part in (f"--{name}", str(getattr(args, name)))]
+            for part in (f"--{name.replace('_', '-')}", str(getattr(args, name)))]
 
 
 def run_blender_job(job: str, job_args: list[str], blender: str | None, verbose: bool, console: Console) -> int:

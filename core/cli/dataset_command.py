@@ -83,7 +83,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         print_error(console, str(exc))
         return ExitCode.BAD_INPUT
     job_args = [str(options.recipe.path), "--out", str(Path(args.out).resolve()), "--seed", str(args.seed),
-                *given_options(args, ("count", "frames", "shard", "resolution"))]
+                *given_options(args, ("count", "frames", "shard", "resolution", "cycles_device"))]
     return run_blender_job("dataset", job_args, args.blender, args.verbose, console)
 
 

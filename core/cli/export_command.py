@@ -51,5 +51,5 @@ def run_export(args: argparse.Namespace) -> int:
         return ExitCode.BAD_INPUT
     job_args = [args.scene if args.scene == "demo" else str(Path(args.scene).resolve()),
                 "--out", str(Path(args.out).resolve()), "--seed", str(args.seed),
-                *given_options(args, ("engine", "frames", "samples", "resolution", "shard"))]
+                *given_options(args, ("engine", "frames", "samples", "resolution", "shard", "cycles_device"))]
     return run_blender_job("export", job_args, args.blender, args.verbose, console)

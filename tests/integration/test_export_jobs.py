@@ -222,3 +222,12 @@ def test_a_rerun_with_other_settings_is_refused_and_keeps_the_frames(blender, tm
         assert other.returncode == 2, other.output[-3000:]
         assert "holds frames exported with other settings" in other.output and changed in other.output
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*")} == mtimes
+
+
+def test_a_cycles_gpu_backend_the_machine_lacks_is_refused_before_rendering(blender, tmp_path):
+    run = stylepass_export("demo", tmp_path / "gpu", blender, *TINY, "--frames", "1-1", "--cycles-device", "HIP")
+    if run.returncode == 0:
+        pytest.skip("this machine has a HIP device")
+    assert run.returncode == 2, run.output[-3000:]
+    assert "--cycles-device HIP: " in run.output and "use CPU (the default)" in run.output
+    assert not list((tmp_path / "gpu").glob("frame_*"))
