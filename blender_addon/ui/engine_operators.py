@@ -21,7 +21,14 @@ from ..contract.headless_protocol import BadInputError, JobCancelled, JobError
 from ..live import train_style_job
 from ..live.stylise_job import engine_folder
 from ..live.training_engine import BUILDS, EngineInstall, InstallProgress, engine_python
-from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
+from .modal_progress import (
+    CancelJobOperator,
+    ModalJobOperator,
+    end_modal,
+    refuse_while_running,
+    show_progress,
+    update_progress,
+)
 
 
 def engine_status(context: bpy.types.Context) -> bpy.types.PropertyGroup:
@@ -72,6 +79,10 @@ class STYLEPASS_OT_install_training_engine(ModalJobOperator, bpy.types.Operator)
     timer_seconds = 0.2
     _steps: Iterator[InstallProgress] | None = None
     _install: EngineInstall | None = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return refuse_while_running(cls, engine_status(context), "An install of the training engine")
 
     def _start(self, context: bpy.types.Context) -> Iterator[InstallProgress]:
         check_online()

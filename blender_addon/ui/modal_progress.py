@@ -78,9 +78,21 @@ class ModalJobOperator:
         return begin_modal(self, context, self.timer_seconds)
 
 
+def refuse_while_running(cls: Any, status: bpy.types.PropertyGroup, what: str) -> bool:
+    """A job operator's ``poll``: False (with Blender's poll message) while its job runs."""
+    if status.state == "RUNNING":
+        cls.poll_message_set(f"{what} is running: wait for it or cancel it")
+        return False
+    return True
+
+
 class CancelJobOperator:
     """``execute`` of a job's Cancel button (mix in before ``bpy.types.Operator``): the job stops
     after its current step. The operator gives ``_status(context)``, the job's status."""
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(cls._status(context).state == "RUNNING")  # type: ignore[attr-defined]
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         self._status(context).cancel_requested = True  # type: ignore[attr-defined]

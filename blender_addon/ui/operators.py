@@ -51,6 +51,13 @@ class STYLEPASS_OT_export_gbuffers(bpy.types.Operator):
     bl_idname = "stylepass.export_gbuffers"
     bl_label = "Export G-buffers"
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.scene.camera is None:
+            cls.poll_message_set("The scene has no active camera: add one (Add > Camera) and make it active")
+            return False
+        return True
+
     def execute(self, context: bpy.types.Context) -> set[str]:
         scene, view_layer = context.scene, context.view_layer
         window_manager = context.window_manager

@@ -16,7 +16,14 @@ import bpy
 from ..contract.headless_protocol import JobCancelled, JobError
 from ..live import stylise_job
 from ..scene import compositor_nodes
-from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
+from .modal_progress import (
+    CancelJobOperator,
+    ModalJobOperator,
+    end_modal,
+    refuse_while_running,
+    show_progress,
+    update_progress,
+)
 
 
 def job_status(context: bpy.types.Context) -> bpy.types.PropertyGroup:
@@ -33,8 +40,13 @@ def frames_to_stylise(scene: bpy.types.Scene, animation: bool) -> list[int]:
 class StyliseOperatorBase(ModalJobOperator):
     """Shared by the still and animation operators (``animation`` picks the frames)."""
 
+    bl_options = {"REGISTER", "UNDO"}  # the compositor change is one undo step
     animation = False
     timer_seconds = 0.05
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return refuse_while_running(cls, job_status(context), "A stylise job")
     _steps: Iterator[stylise_job.Progress] | None = None
 
     def _start(self, context: bpy.types.Context) -> Iterator[stylise_job.Progress]:
@@ -129,6 +141,13 @@ class STYLEPASS_OT_remove_stylise(bpy.types.Operator):
     bl_idname = "stylepass.remove_stylise"
     bl_label = "Remove stylisation"
     bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if compositor_nodes.installed_node(context.scene) is None:
+            cls.poll_message_set("The compositor holds no Stylepass node group")
+            return False
+        return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         if not compositor_nodes.remove_stylise_nodes(context.scene):

@@ -23,7 +23,14 @@ from ..contract.headless_protocol import JobCancelled, JobError
 from ..live import stylise_job
 from ..live.train_style_job import StyleFolders, TrainingProgress, TrainStyleJob, train_style_argv
 from ..scene import gbuffer_export
-from .modal_progress import CancelJobOperator, ModalJobOperator, end_modal, show_progress, update_progress
+from .modal_progress import (
+    CancelJobOperator,
+    ModalJobOperator,
+    end_modal,
+    refuse_while_running,
+    show_progress,
+    update_progress,
+)
 
 POLL_SECONDS = 0.1
 PREVIEW_IMAGE = "Stylepass style preview"
@@ -73,6 +80,10 @@ class STYLEPASS_OT_train_style(ModalJobOperator, bpy.types.Operator):
 
     bl_idname = "stylepass.train_style"
     bl_label = "Train style"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return refuse_while_running(cls, train_status(context), "A Train style job")
 
     steps: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Steps", description="Training steps (0: the default, 2000: about 8 minutes on a 2-core CPU)",

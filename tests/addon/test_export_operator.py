@@ -162,8 +162,29 @@ def test_add_painted_keyframe_registers_a_copy_of_the_painting(demo_scene, tmp_p
 def test_the_cancel_buttons_ask_their_running_job_to_stop(addon):
     window_manager = bpy.context.window_manager
     for cancel, status in ((bpy.ops.stylepass.cancel_stylise, window_manager.stylepass_job),
-                           (bpy.ops.stylepass.cancel_train_style, window_manager.stylepass_train)):
-        status.cancel_requested = False
+                           (bpy.ops.stylepass.cancel_train_style, window_manager.stylepass_train),
+                           (bpy.ops.stylepass.cancel_install_training_engine, window_manager.stylepass_engine)):
+        status.cancel_requested, status.state = False, "IDLE"
+        assert not cancel.poll(), "nothing to cancel"
+        status.state = "RUNNING"
         assert cancel() == {"FINISHED"}
         assert status.cancel_requested
-        status.cancel_requested = False
+        status.cancel_requested, status.state = False, "IDLE"
+
+
+def test_operators_refuse_where_they_cannot_run(addon, demo_scene):
+    """poll(): no export without a camera, no second job while one runs, nothing to remove."""
+    assert bpy.ops.stylepass.export_gbuffers.poll()
+    demo_scene.camera = None
+    assert not bpy.ops.stylepass.export_gbuffers.poll()
+    demo_scene.camera = bpy.data.objects["Stylepass Camera"]
+    window_manager = bpy.context.window_manager
+    for operator, status in ((bpy.ops.stylepass.stylise, window_manager.stylepass_job),
+                             (bpy.ops.stylepass.stylise_animation, window_manager.stylepass_job),
+                             (bpy.ops.stylepass.train_style, window_manager.stylepass_train),
+                             (bpy.ops.stylepass.install_training_engine, window_manager.stylepass_engine)):
+        status.state = "RUNNING"
+        assert not operator.poll()
+        status.state = "IDLE"
+        assert operator.poll()
+    assert not bpy.ops.stylepass.remove_stylise.poll()
