@@ -141,9 +141,25 @@ def missing_textures() -> dict[str, str]:
     return missing
 
 
+def unreadable_textures(skip: set[str]) -> dict[str, str]:
+    """``{image name: file or "packed"}`` for each image whose data Blender cannot decode (a damaged
+    PNG or JPEG, on disk or packed into a .glb); images named in `skip` are not looked at."""
+    unreadable = {}
+    for image in bpy.data.images:
+        if image.name in skip or image.source not in {"FILE", "TILED"}:
+            continue
+        if tuple(image.size) == (0, 0):  # asking for the size decodes the image
+            packed = image.packed_file is not None
+            unreadable[image.name] = "packed" if packed else bpy.path.abspath(image.filepath, library=image.library)
+    return unreadable
+
+
 def missing_texture_warnings() -> list[str]:
-    """One warning per image that should come from a file that is not there."""
-    return [f"missing texture '{name}': {path} (rendered without it)" for name, path in missing_textures().items()]
+    """One warning per image that should come from a file that is not there, or cannot be decoded."""
+    missing = missing_textures()
+    return ([f"missing texture '{name}': {path} (rendered without it)" for name, path in missing.items()]
+            + [f"unreadable texture '{name}': {where} is damaged (rendered without it)"
+               for name, where in unreadable_textures(set(missing)).items()])
 
 
 def _principled(name: str, colour: tuple[float, float, float], roughness: float,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -98,3 +99,13 @@ def test_eevee_export_of_a_real_asset_matches_cycles(blender, assets, tmp_path):
     relative = np.abs(frame_e.depth[both] - frame_c.depth[both]) / frame_c.depth[both]
     assert np.median(relative) < 0.005 and np.percentile(relative, 95) < 0.03  # edges and glass differ
     assert (frame_e.normal[:, both] * frame_c.normal[:, both]).sum(axis=0).mean() > 0.95
+
+
+def test_a_damaged_texture_warns_and_the_export_goes_on(blender, assets, tmp_path):
+    copy = tmp_path / "BoomBox"
+    shutil.copytree(assets / "BoomBox", copy)
+    damaged = sorted(copy.glob("*.png"))[0]
+    damaged.write_bytes(b"\\x89PNG\\r\\n\\x1a\\n" + b"not an image" * 20)
+    run = stylepass_export(copy / "BoomBox.gltf", tmp_path / "out", blender, "--resolution", "32x32", "--samples", "1")
+    assert run.returncode == 0, run.output[-3000:]
+    assert "warning: unreadable texture" in run.output and damaged.name in run.output
