@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from importlib.metadata import PackageNotFoundError, version
+from typing import TextIO
 
 from . import (
     bench_command,
@@ -18,6 +20,7 @@ from . import (
     train_preset_command,
     train_style_command,
 )
+from .blender_job import make_console, print_warning
 
 
 def _version() -> str:
@@ -53,7 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser, argv = dataset_command.subcommand_parser(argv) or (build_parser(), argv)
     args = parser.parse_args(argv)
-    return int(args.handler(args))
+    with warnings.catch_warnings():  # Python warnings as our own one-line "warning:" messages
+        warnings.showwarning = _show_warning
+        return int(args.handler(args))
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    print_warning(make_console(), str(message))
 
 
 if __name__ == "__main__":

@@ -283,3 +283,13 @@ def test_farm_tasks_share_an_output_folder_without_redoing_frames(tmp_path, rad_
     rows = [json.loads(line) for line in (sharded / OUTPUT_MANIFEST).read_text().splitlines()]
     assert sorted(row["exr"] for row in rows) == [f"stylised_{n:06d}.exr" for n in range(2, 12)]
     assert stylise(export, "--model", rad_model, "--out", sharded, "--shard", "4/3") == ExitCode.BAD_INPUT
+
+
+def test_a_python_warning_is_one_warning_line(tmp_path, rad_model, capsys):
+    frame = smooth_frame(32, 40)
+    frame.beauty[0, 3, 3] = np.nan
+    write_export(tmp_path / "export", [frame])
+    assert stylise(tmp_path / "export", "--model", rad_model, "--out", tmp_path / "out") == ExitCode.OK
+    err = capsys.readouterr().err
+    assert "warning: " in err and "non-finite values set to 0 and masked (beauty: 1 px)" in err
+    assert "UserWarning" not in err and "warnings.warn" not in err
