@@ -43,7 +43,7 @@ def check_or_record(out_dir: Path, settings: dict[str, Any]) -> None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, settings)
         return
-    except (OSError, ValueError) as error:
+    except ValueError as error:
         raise BadInputError(f"{path} is damaged ({error}): export into another folder, or remove the folder's "
                             "frames and that file to start over") from None
     if not isinstance(recorded, dict):

@@ -50,6 +50,7 @@ def run(argv: list[str], emit: Emit, should_cancel: Callable[[], bool]) -> None:
     frame_selection.check_within(requested, scene_range, scene.name)
     frames = frame_selection.select_frames(*requested, step=scene.frame_step, shard=options.shard)
     out_dir = Path(options.out).resolve()
+    gbuffer_export.prepare_output_dir(out_dir)  # an unwritable folder is exit 3, before anything else
     export_settings.check_or_record(out_dir, {
         **export_settings.scene_identity(options.scene), "engine": scene.render.engine,
         "resolution": [scene.render.resolution_x * scene.render.resolution_percentage // 100,
