@@ -77,6 +77,7 @@ class STYLEPASS_OT_install_training_engine(ModalJobOperator, bpy.types.Operator)
     bl_label = "Install training engine"
 
     timer_seconds = 0.2
+    _status = staticmethod(engine_status)
     _steps: Iterator[InstallProgress] | None = None
     _install: EngineInstall | None = None
 
@@ -94,12 +95,6 @@ class STYLEPASS_OT_install_training_engine(ModalJobOperator, bpy.types.Operator)
         preferences = context.preferences.addons[ADDON_ID].preferences
         self._install = EngineInstall(engine_folder(), preferences.engine_build, Path(__file__).parent.parent)
         return self._install.steps()
-
-    def _fail(self, context: bpy.types.Context, exc: Exception) -> set[str]:
-        status = engine_status(context)
-        status.state, status.message = "FAILED", str(exc)
-        self.report({"ERROR"}, f"Stylepass: {exc}")
-        return {"CANCELLED"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         status = engine_status(context)

@@ -59,8 +59,9 @@ class ModalJobOperator:
     """``invoke`` of a modal job operator (mix in before ``bpy.types.Operator``).
 
     The operator gives ``_start(context)``, which resets its status and returns the job's
-    progress iterator, ``_fail(context, exc)``, which reports an error and returns
-    ``{"CANCELLED"}``, ``modal``, and ``timer_seconds``, how often the timer drives the job.
+    progress iterator, ``_status(context)``, its job's status, ``modal``, and ``timer_seconds``,
+    how often the timer drives the job. ``_fail`` (the error into the status and Blender's
+    report, ``{"CANCELLED"}``) may be given too.
     """
 
     # Blender evaluates these annotations when it registers the operator: only names this module
@@ -74,8 +75,15 @@ class ModalJobOperator:
         try:
             self._steps = self._start(context)  # type: ignore[attr-defined]
         except (JobError, OSError) as exc:
-            return self._fail(context, exc)  # type: ignore[attr-defined]
+            return self._fail(context, exc)
         return begin_modal(self, context, self.timer_seconds)
+
+    def _fail(self, context: bpy.types.Context, exc: Exception) -> set[str]:
+        """The job failed: its message goes to the status (the panel) and to Blender's report."""
+        status = self._status(context)  # type: ignore[attr-defined]
+        status.state, status.message = "FAILED", str(exc)
+        self.report({"ERROR"}, f"Stylepass: {exc}")  # type: ignore[attr-defined]
+        return {"CANCELLED"}
 
 
 def refuse_while_running(cls: Any, status: bpy.types.PropertyGroup, what: str) -> bool:

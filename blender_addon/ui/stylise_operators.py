@@ -43,6 +43,7 @@ class StyliseOperatorBase(ModalJobOperator):
     bl_options = {"REGISTER", "UNDO"}  # the compositor change is one undo step
     animation = False
     timer_seconds = 0.05
+    _status = staticmethod(job_status)
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:

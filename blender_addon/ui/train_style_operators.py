@@ -98,6 +98,7 @@ class STYLEPASS_OT_train_style(ModalJobOperator, bpy.types.Operator):
         default=False)
 
     timer_seconds = 0.25
+    _status = staticmethod(train_status)
     _job: TrainStyleJob | None = None
     _steps: Iterator[TrainingProgress] | None = None
     _preview: PreviewImage | None = None
@@ -117,12 +118,6 @@ class STYLEPASS_OT_train_style(ModalJobOperator, bpy.types.Operator):
         self._folders = folders
         self._preview = PreviewImage(folders.preview)
         return self._job.steps()
-
-    def _fail(self, context: bpy.types.Context, exc: Exception) -> set[str]:
-        status = train_status(context)
-        status.state, status.message = "FAILED", str(exc)
-        self.report({"ERROR"}, f"Stylepass: {exc}")
-        return {"CANCELLED"}
 
     def _cancelled(self, context: bpy.types.Context) -> set[str]:
         status = train_status(context)
