@@ -283,3 +283,28 @@ def test_a_full_disk_stops_the_job_with_a_clear_message_and_keeps_finished_pairs
         assert not [p for p in (disk / "dataset").rglob("*") if p.name.endswith(".partial")]
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_dataset_refuses_a_cycles_gpu_backend_the_machine_lacks(blender, tmp_path):
+    recipe = write_recipe(tmp_path, "enhance", ENHANCE)
+    done = stylepass("dataset", str(recipe), "--out", str(tmp_path / "out"), "--blender", blender,
+                     "--cycles-device", "HIP")
+    if done.returncode == 0:
+        pytest.skip("this machine has a HIP device")
+    assert done.returncode == 2 and "--cycles-device HIP: " in done.stderr, (done.stdout + done.stderr)[-3000:]
+    assert not list((tmp_path / "out").glob("scenes/*/frame_*.exr"))
+
+
+def test_sigterm_cancels_a_dataset_and_leaves_no_blender_behind(blender, tmp_path):
+    recipe = write_recipe(tmp_path, "enhance", ENHANCE)
+    out = tmp_path / "out"
+    job = subprocess.Popen([str(STYLEPASS), "dataset", str(recipe), "--out", str(out), "--blender", blender],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and job.poll() is None and not (out / "pairs.jsonl").is_file():
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)  # to the CLI only, as a farm's stop does
+    _, err = job.communicate(timeout=180)
+    assert job.returncode == 130, err[-2000:]
+    blenders = subprocess.run(["pgrep", "-f", f"headless_main.py.*{out}"], capture_output=True, text=True)
+    assert blenders.stdout == "", "a Blender child outlived the command"
