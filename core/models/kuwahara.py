@@ -14,6 +14,7 @@ and element-wise maths, so the ONNX graph runs it too. No library we use ships t
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -93,5 +94,7 @@ class KuwaharaFilter(nn.Module):
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"KuwaharaFilter expects (B, 3, H, W), got {tuple(image.shape)}")
         # float32 always: in bf16 (autocast on CUDA) the variances lose their precision
-        with torch.autocast(device_type=image.device.type, enabled=False):
+        device = image.device.type
+        autocast = device in ("cpu", "cuda") and torch.is_autocast_enabled(device)
+        with torch.autocast(device_type=device, enabled=False) if autocast else contextlib.nullcontext():
             return _filter(image.float(), self.weights, self.sectors, self.sharpness).to(image.dtype)

@@ -50,3 +50,12 @@ def test_a_unet_can_end_in_the_filter_and_learn_through_it() -> None:
     assert not any("kernels" in name for name in model.state_dict()), "the filter is fixed, not saved"
     with pytest.raises(ConfigError, match="kuwahara_radius = 40"):
         UNetConfig(kuwahara_radius=40).validate()
+
+
+def test_the_filter_runs_in_float32_under_autocast_and_counts_on_meta() -> None:
+    image = torch.rand(1, 3, 24, 24)
+    reference = KuwaharaFilter(3)(image)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(KuwaharaFilter(3)(image).float(), reference)
+    with torch.device("meta"):  # the benchmark counts FLOPs on storage-less tensors
+        assert KuwaharaFilter(3)(torch.empty(1, 3, 24, 24)).shape == (1, 3, 24, 24)
