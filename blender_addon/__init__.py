@@ -6,9 +6,13 @@ Importing this package does not import bpy, so its Blender-free ``contract`` sub
 ``register``/``unregister``.
 """
 
+from pathlib import Path
+
 # This add-on's module name ("bl_ext.user_default.stylepass" when installed): the id of its
 # preferences, whichever subpackage asks.
 ADDON_ID = __name__
+# The folder the add-on lives in (as installed: a link into a source checkout stays a link).
+ADDON_DIR = Path(__file__).parent
 
 
 def register() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import bpy
 
-from .. import ADDON_ID
+from .. import ADDON_DIR, ADDON_ID
 from ..contract.export_format import frame_stem
 from ..contract.headless_protocol import BadInputError, JobCancelled
 from ..contract.worker_protocol import PRESETS_ENV
@@ -51,7 +51,7 @@ def chosen_python() -> WorkerRuntime | None:
     if not chosen:
         return None
     python = Path(bpy.path.abspath(chosen))
-    presets = presets_folder(Path(__file__).parent.parent)  # the ones the style browser shows
+    presets = presets_folder(ADDON_DIR)  # the ones the style browser shows
     env = {PRESETS_ENV: str(presets)} if presets is not None else {}
     return WorkerRuntime(python, env, f"the Python chosen in the preferences ({python})")
 
@@ -59,9 +59,8 @@ def chosen_python() -> WorkerRuntime | None:
 def worker_runtime() -> WorkerRuntime:
     """Where the stylise worker runs: the preference, else the extension's own runtime in Blender's
     Python, else the repository's .venv (see :mod:`.worker_runtime`)."""
-    addon_dir = Path(__file__).parent.parent
-    found = (chosen_python() or bundled_runtime(addon_dir, sys.executable, sys.path)
-             or repository_runtime(addon_dir))
+    found = (chosen_python() or bundled_runtime(ADDON_DIR, sys.executable, sys.path)
+             or repository_runtime(ADDON_DIR))
     if found is None:
         raise BadInputError("no runtime for the stylise worker: reinstall the Stylepass extension from its zip "
                             "(it brings one), or set a Python in Preferences > Add-ons > Stylepass")
@@ -83,7 +82,7 @@ def training_python() -> Path:
     engine = engine_python(engine_folder())
     if engine is not None:
         return engine
-    found = repository_runtime(Path(__file__).parent.parent)
+    found = repository_runtime(ADDON_DIR)
     if found is None:
         raise BadInputError("training a style needs Stylepass's training engine (torch): install it with "
                             "Install training engine in Preferences > Add-ons > Stylepass, or set a Python "

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import bpy
 
-from .. import ADDON_ID
+from .. import ADDON_DIR, ADDON_ID
 from ..contract.headless_protocol import BadInputError, JobCancelled, JobError
 from ..live import train_style_job
 from ..live.stylise_job import engine_folder
@@ -93,7 +92,7 @@ class STYLEPASS_OT_install_training_engine(ModalJobOperator, bpy.types.Operator)
         status = engine_status(context)
         status.state, status.message, status.progress, status.cancel_requested = "RUNNING", "starting", 0.0, False
         preferences = context.preferences.addons[ADDON_ID].preferences
-        self._install = EngineInstall(engine_folder(), preferences.engine_build, Path(__file__).parent.parent)
+        self._install = EngineInstall(engine_folder(), preferences.engine_build, ADDON_DIR)
         return self._install.steps()
 
     def execute(self, context: bpy.types.Context) -> set[str]:

@@ -14,10 +14,10 @@ from typing import Any
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
+from .. import ADDON_DIR
 from ..contract.worker_protocol import has_model
 from ..live.worker_runtime import available_presets, presets_folder
 
-_ADDON_DIR = Path(__file__).parent.parent
 _icons: Any = None  # bpy.utils.previews.ImagePreviewCollection, while registered
 _items: list[tuple[str, str, str, int, int]] = []  # kept alive: Blender holds pointers into enum items
 _items_key: tuple[Any, ...] = ()  # what _items was built from
@@ -30,7 +30,7 @@ def preset_items(_self: Any, _context: bpy.types.Context | None) -> list[tuple[s
     pointers into the strings of the list it got, so the list is kept, not rebuilt, otherwise).
     """
     global _items_key
-    folder = presets_folder(_ADDON_DIR)
+    folder = presets_folder(ADDON_DIR)
     presets = available_presets(folder) if folder else []
     key = (tuple((p.name, _mtime(p / "thumbnail.png"), _mtime(p / "CARD.md")) for p in presets), _icons is not None)
     if key == _items_key and _items:

@@ -62,6 +62,8 @@ from stylepass.core.io.colour import inverse_tonemap, tonemap
 from stylepass.core.models.config import ModelConfig, RADConfig, model_config_to_dict
 from stylepass.core.models.inputs import PASS_CHANNELS, frame_to_tensors
 
+from .onnx_styliser import pass_feed
+
 # Unity's Inference Engine (Sentis) imports opsets 7 to 15; Unreal NNE's ONNX Runtime reads them too.
 OPSET = 15
 # Largest |ONNX - PyTorch| accepted on the model-range output `rgb` (and on rgb_linear tone-mapped).
@@ -221,12 +223,9 @@ def sample_frame(config: ModelConfig, height: int, width: int, seed: int = 0) ->
 
 
 def frame_feed(frame: Any, config: ModelConfig) -> dict[str, np.ndarray]:
-    """The ONNX inputs for one frame (``GBufferFrame`` attributes): name -> (1, C, H, W) float32."""
-    feed: dict[str, np.ndarray] = {}
-    for spec in onnx_inputs(config):
-        array = np.asarray(getattr(frame, spec.name), dtype=np.float32)
-        feed[spec.name] = np.ascontiguousarray(array.reshape(1, spec.channels, *array.shape[-2:]))
-    return feed
+    """The ONNX inputs for one frame (``GBufferFrame`` attributes): name -> (1, C, H, W) float32
+    (the defaulted inputs left at their defaults)."""
+    return pass_feed(frame, [spec.name for spec in onnx_inputs(config)])
 
 
 def torch_reference(generator: nn.Module, config: ModelConfig, frame: Any) -> np.ndarray:

@@ -9,8 +9,9 @@ and ``frame_extent`` inputs), so it is normalised as the frame is.
 
 This is the default runtime and the only one the Blender extension ships: it needs numpy and
 onnxruntime, not torch. A folder whose ``model.onnx`` is missing, or older than the
-``model.safetensors`` beside it (the ONNX file records the weights' digest), gets a new one on
+``model.safetensors`` and ``config.json`` beside it, gets a new one on
 first use when torch is installed (atomically); without torch the error says how to write one.
+"Older" means the weights or config beside it have changed since: the ONNX file records their digest.
 """
 
 from __future__ import annotations
@@ -113,6 +114,16 @@ def open_session(onnxruntime: Any, onnx_path: Path, providers: list[Any]) -> tup
     return session, info
 
 
+def pass_feed(frame: Any, names: list[str]) -> dict[str, np.ndarray]:
+    """The graph inputs `names` (beauty, passes, valid, material_id) of one frame, from the
+    ``GBufferFrame`` attributes of those names: each (1, C, H, W) float32, C-contiguous."""
+    feed = {}
+    for name in names:
+        array = np.asarray(getattr(frame, name), dtype=np.float32)
+        feed[name] = np.ascontiguousarray(array.reshape(1, -1, *array.shape[-2:]))
+    return feed
+
+
 @dataclass
 class OnnxStyliser(Styliser):
     """An ONNX Runtime session on a Stylepass ONNX model; `session` is an InferenceSession."""
@@ -158,12 +169,7 @@ class OnnxStyliser(Styliser):
         largest valid depth and size, (1,) float32, for the defaulted inputs the graph has."""
         valid = np.asarray(frame.valid, dtype=bool)
         height, width = valid.shape
-        arrays: dict[str, Any] = {"beauty": frame.beauty, "valid": valid, "material_id": frame.material_id}
-        feed = {}
-        for name in self.session.get_inputs():
-            array = np.asarray(arrays[name.name] if name.name in arrays else getattr(frame, name.name),
-                               dtype=np.float32)
-            feed[name.name] = array.reshape(1, -1, height, width)
+        feed = pass_feed(frame, [graph_input.name for graph_input in self.session.get_inputs()])
         if "frame_depth_far" in self.frame_inputs:
             depth = np.where(valid, np.asarray(frame.depth, dtype=np.float32).reshape(height, width), 0.0)
             feed["frame_depth_far"] = np.array([max(float(depth.max()), 0.0)], dtype=np.float32)
@@ -174,7 +180,7 @@ class OnnxStyliser(Styliser):
 
 def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str | None) -> OnnxStyliser:
     """An ONNX Runtime session on ``model_dir``'s ``model.onnx``, written first (atomically, with
-    torch) when it is missing or older than the folder's ``model.safetensors``.
+    torch) when it is missing or older than the folder's weights and config.
 
     Raises StyliseError: ``bad_model`` (no model, not a Stylepass model, unreadable file, an ONNX
     file needed but not writable here), ``no_cuda``, ``bad_request`` (unknown device, tile too
@@ -195,7 +201,8 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
                                "(write one with `stylepass export-model RUN --out DIR --onnx`)", "bad_model")
         write_onnx(model_dir, "has no")
     session, info = open_session(onnxruntime, onnx_path, providers)
-    if weights.is_file() and info.source_digest != source_digest(model_dir):
+    identity = model_id(model_dir)  # with weights: the digest of the weights and config the ONNX file needs
+    if weights.is_file() and info.source_digest != identity:
         write_onnx(model_dir, "has an out-of-date")
         session, info = open_session(onnxruntime, onnx_path, providers)
     running = session.get_providers()[0]
@@ -207,7 +214,7 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
         device_name = "cpu"
     overridable = tuple(i.name for i in session.get_overridable_initializers())
     return OnnxStyliser(
-        name=name or model_dir.name, model_id=model_id(model_dir), family=info.family, passes=info.passes,
-        multiple=info.multiple, device=device_name,
-        runtime=f"onnxruntime {onnxruntime.__version__} ({session.get_providers()[0]})", tile=tile,
+        name=name or model_dir.name, model_id=identity, family=info.family, passes=info.passes,
+        multiple=info.multiple, device=device_name, runtime=f"onnxruntime {onnxruntime.__version__} ({running})",
+        tile=tile,
         context=tile_context(info.multiple), session=session, frame_inputs=overridable)
