@@ -5,10 +5,14 @@
       pairs.jsonl                      one line per finished pair (the training set's index)
       scenes/<scene id>/               a G-buffer export folder (frame_*.exr/.json, manifest.jsonl)
       scenes/<scene id>/targets/       target_<frame>.png|.exr, pixel-aligned with the frame
+      scenes/<scene id>/peers/         peer_<frame>.exr: the recipe's [peer] render (evaluation sets)
       scenes/<scene id>/scene.json     the generated scene's description (procedural scenes)
 
 A pairs.jsonl line: ``{"input": "scenes/s/frame_000001.exr", "target": "scenes/s/targets/target_000001.png",
-"split": "train"|"val", "scene": "s", "frame": 1}`` (paths relative to DATASET). Hand-made
+"split": "train"|"val", "scene": "s", "frame": 1}`` (paths relative to DATASET), and with a
+[peer] render ``"peer": "scenes/s/peers/peer_000001.exr"`` and ``"seconds": {"input": 3.1, "peer": 4.0,
+"target": 30.2}`` (each render's wall time; input and peer are the second of two renders, so
+Eevee's shaders are compiled). Hand-made
 datasets for ``stylepass train`` need only ``input``, ``target``, ``split`` and ``scene``
 (``target`` may be left out for unpaired training).
 """
@@ -28,6 +32,7 @@ IDENTITY_NAME = "dataset.json"
 PAIRS_NAME = "pairs.jsonl"
 SCENES_DIR = "scenes"
 TARGETS_DIR = "targets"
+PEERS_DIR = "peers"
 SPLITS = ("train", "val")
 
 
@@ -56,10 +61,17 @@ class PairPaths:
     def target(self) -> str:
         return f"{self.scene_dir}/{TARGETS_DIR}/target_{self.frame:06d}{self.target_suffix}"
 
-    def row(self, split: str) -> dict[str, Any]:
-        """The pairs.jsonl line of this pair."""
-        return {"input": self.input, "target": self.target, "split": split, "scene": self.scene,
-                "frame": self.frame}
+    @property
+    def peer(self) -> str:
+        return f"{self.scene_dir}/{PEERS_DIR}/peer_{self.frame:06d}.exr"
+
+    def row(self, split: str, seconds: dict[str, float | None] | None = None) -> dict[str, Any]:
+        """The pairs.jsonl line of this pair; `seconds` (render times) come with a peer render."""
+        row: dict[str, Any] = {"input": self.input, "target": self.target, "split": split, "scene": self.scene,
+                               "frame": self.frame}
+        if seconds is not None:
+            row.update(peer=self.peer, seconds=seconds)
+        return row
 
 
 def procedural_scene_id(index: int) -> str:

@@ -21,7 +21,12 @@ A recipe is a TOML file (examples in ``presets/*/dataset.toml``)::
     [input]                        # the fast render exported as G-buffers
     engine = "cycles"              # "cycles" or "eevee"
     samples = 8
-    indirect = false               # Cycles: no indirect light
+    indirect = false               # Cycles: no indirect light; Eevee: ray tracing off
+
+    [peer]                         # optional (evaluation sets): what a user would render instead of
+    engine = "eevee"               # running the model, at about the same cost, e.g. Eevee with its ray
+    samples = 16                   # tracing on; rendered per pair beside the input and scored by
+    indirect = true                # `stylepass evaluate` as the "peer". Same keys as [input].
 
     [target]
     kind = "enhance"               # "enhance", "toon", "painterly", "sketch" or "folder"
@@ -46,7 +51,20 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "scenes": {"source": str, "count": int, "assets": list, "asset_probability": (int, float),
                "min_objects": int, "max_objects": int, "walls": bool, "blend": str},
     "input": {"engine": str, "samples": int, "indirect": bool},
+    "peer": {"engine": str, "samples": int, "indirect": bool},
 }
+
+
+@dataclass(frozen=True)
+class PeerRender:
+    """The ``[peer]`` render: the fast render's settings (as ``[input]``) a user would pick instead."""
+
+    engine: str
+    samples: int
+    indirect: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine, "samples": self.samples, "indirect": self.indirect}
 
 
 class RecipeError(ValueError):
@@ -73,6 +91,7 @@ class Recipe:
     input_indirect: bool = False
     target_kind: str = "enhance"
     target_params: dict[str, Any] = field(default_factory=dict)
+    peer: PeerRender | None = None
 
     @property
     def target_suffix(self) -> str:
@@ -89,6 +108,7 @@ class Recipe:
             "input": {"engine": self.input_engine, "samples": self.input_samples,
                       "indirect": self.input_indirect},
             "target": {"kind": self.target_kind, **self.target_params},
+            **({"peer": self.peer.as_dict()} if self.peer else {}),
         }
 
 
@@ -152,6 +172,7 @@ def load_recipe(path: str | Path) -> Recipe:
     for table, allowed in _TABLES.items():
         _check_keys(path, table, data.get(table, {}), allowed)
     dataset, scenes, render = data.get("dataset", {}), data.get("scenes", {}), data.get("input", {})
+    peer = data.get("peer")
     target = dict(data.get("target", {}))
     kind = _choice(path, "[target] kind", target.pop("kind", "enhance"), RECIPE_TARGET_KINDS)
     if kind == "folder":
@@ -180,6 +201,9 @@ def load_recipe(path: str | Path) -> Recipe:
         target_kind=kind,
         target_params={**target, **({"path": str((path.parent / target["path"]).resolve())}
                                     if kind == "folder" and "path" in target else {})},
+        peer=None if peer is None else PeerRender(
+            engine=_choice(path, "[peer] engine", peer.get("engine", render.get("engine", "cycles")), ENGINES),
+            samples=peer.get("samples", render.get("samples", 8)), indirect=peer.get("indirect", True)),
     )
     _check_values(recipe)
     return recipe
@@ -203,6 +227,12 @@ def _check_values(recipe: Recipe) -> None:
         raise RecipeError(f"{path}: [scenes] needs 1 <= min_objects <= max_objects")
     if recipe.input_samples < 1:
         raise RecipeError(f"{path}: [input] samples must be at least 1")
+    if recipe.peer is not None:
+        if recipe.peer.samples < 1:
+            raise RecipeError(f"{path}: [peer] samples must be at least 1")
+        if recipe.target_kind != "enhance":
+            raise RecipeError(f"{path}: [peer] is for enhance recipes (a render to compare with the model's "
+                              f"output); target kind {recipe.target_kind!r} has none")
     if recipe.source == "blend":
         if not recipe.blend:
             raise RecipeError(f"{path}: [scenes] source = 'blend' needs blend = 'path/to/file.blend'")

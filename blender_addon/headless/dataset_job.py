@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,10 +72,11 @@ def _procedural_pairs(recipe: Recipe, out: Path, seed: int, shard: frame_selecti
             status = "skipped"
         else:
             scene = procedural_scene.build_procedural_scene(scene_seed(seed, index), settings)
-            _make_pair(scene, recipe, out, pair)
+            seconds = _make_pair(scene, recipe, out, pair)
             write_json_atomic(out / pair.scene_dir / "scene.json",
                               {"seed": scene_seed(seed, index), **procedural_scene.describe_scene(scene)})
-            append_jsonl(out / dataset_layout.PAIRS_NAME, pair.row(validation_split(index, recipe.validation_fraction)))
+            append_jsonl(out / dataset_layout.PAIRS_NAME,
+                         pair.row(validation_split(index, recipe.validation_fraction), seconds))
             written += 1
             status = "written"
         emit("progress", status=status, label=scene_id, done=position, total=len(indices))
@@ -105,9 +107,9 @@ def _blend_pairs(recipe: Recipe, out: Path, frames: tuple[int, int] | None, shar
         if (scene_id, frame) not in done:
             source = _folder_target(recipe, frame) if recipe.target_kind == "folder" else None
             pair = dataset_layout.PairPaths(scene_id, frame, source.suffix.lower() if source else recipe.target_suffix)
-            _make_pair(scene, recipe, out, pair, folder_image=source)
+            seconds = _make_pair(scene, recipe, out, pair, folder_image=source)
             append_jsonl(out / dataset_layout.PAIRS_NAME,
-                         pair.row(frame_split(frame, requested[0], recipe.validation_fraction)))
+                         pair.row(frame_split(frame, requested[0], recipe.validation_fraction), seconds))
             written += 1
             status = "written"
         emit("progress", status=status, label=f"frame {frame}", done=position, total=len(frames))
@@ -115,8 +117,15 @@ def _blend_pairs(recipe: Recipe, out: Path, frames: tuple[int, int] | None, shar
 
 
 def _make_pair(scene: bpy.types.Scene, recipe: Recipe, out: Path, pair: dataset_layout.PairPaths,
-               folder_image: Path | None = None) -> None:
-    """Export the input G-buffers and write the target of ``pair`` (each skipped if finished)."""
+               folder_image: Path | None = None) -> dict[str, float | None] | None:
+    """Export the input G-buffers and write the target of ``pair`` (each skipped if finished); with a
+    [peer] render, also render the peer and time the input, peer and target renders.
+
+    Returns the render seconds (``input``, ``peer``, ``target``; ``target`` None when a killed run
+    had already written it) with a peer, else None. The input is timed right after the export's
+    render of the same settings, the peer after an untimed render of its own
+    (:func:`target_styles.timed_render`), so neither pays for compiling Eevee's shaders.
+    """
     scene.render.resolution_x, scene.render.resolution_y = recipe.resolution
     scene.render.resolution_percentage = 100
     view_layer = bpy.context.view_layer
@@ -125,15 +134,29 @@ def _make_pair(scene: bpy.types.Scene, recipe: Recipe, out: Path, pair: dataset_
                                              indirect=recipe.input_indirect):
         passes.setup_passes(scene, view_layer)
         gbuffer_export.export_frames(scene, view_layer, scene_dir, [pair.frame])
+    seconds: dict[str, float | None] | None = None
+    if recipe.peer is not None:
+        scene.frame_set(pair.frame)
+        peer = recipe.peer
+        seconds = {"input": target_styles.timed_render(scene, view_layer, engine=recipe.input_engine,
+                                                       samples=recipe.input_samples, indirect=recipe.input_indirect,
+                                                       warm_up=False),
+                   "peer": target_styles.timed_render(scene, view_layer, engine=peer.engine, samples=peer.samples,
+                                                      indirect=peer.indirect, out_path=out / pair.peer),
+                   "target": None}
     target = out / pair.target
     if target.exists():
-        return
+        return seconds
     target.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     if folder_image is not None:
         _copy_checked(folder_image, target, recipe.resolution)
     else:
         scene.frame_set(pair.frame)
         target_styles.render_target(scene, view_layer, recipe.target_kind, target, recipe.target_params)
+    if seconds is not None:
+        seconds["target"] = time.perf_counter() - start
+    return seconds
 
 
 def _folder_target(recipe: Recipe, frame: int) -> Path:

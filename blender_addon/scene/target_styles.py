@@ -26,6 +26,7 @@ every setting changed here is restored, and every data-block or node added is re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -106,6 +107,27 @@ def render_target(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, kind:
                  "painterly": _render_painterly, "sketch": _render_sketch}
     with plain_render_pipeline(scene):
         renderers[kind](scene, view_layer, out_path, resolved)
+
+
+def timed_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, *, engine: str, samples: int,
+                 indirect: bool, out_path: Path | None = None, warm_up: bool = True) -> float:
+    """Render the current frame with a fast render's settings (:func:`input_render_settings`) and
+    return the render's wall seconds. With `warm_up`, an untimed render first compiles Eevee's shaders
+    for these settings (a user pays that once per scene, not per frame); without it, the caller has
+    just rendered with the same settings. With `out_path`, the render is also
+    written there as a scene-linear EXR (atomically; not timed). The scene is left as it was."""
+    with plain_render_pipeline(scene), \
+            input_render_settings(scene, engine=engine, samples=samples, indirect=indirect):
+        if warm_up:
+            render_view_layer(scene, view_layer)
+        start = time.perf_counter()
+        render_view_layer(scene, view_layer)
+        seconds = time.perf_counter() - start
+        if out_path is not None:
+            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+            with single_image_output(scene, "OPEN_EXR", "16", "RGBA", "ZIP"):
+                save_render_result(scene, Path(out_path))
+    return seconds
 
 
 def save_render_result(settings_scene: bpy.types.Scene, out_path: Path) -> None:

@@ -27,12 +27,16 @@ if TYPE_CHECKING:
 
 REPORT_NAME = "report.json"
 SHEET_NAME = "sheet.png"
+TIMING_NAME = "timing.json"
 DENOISE_DIR = "denoise"
 
 EPILOG = """outputs (in --out, default DATASET/evaluation/<model name>/):
   report.json        model id (weights digest), dataset and its identity, split, device, torch
-                     version, per-pair / per-scene / mean PSNR and SSIM of model, input, denoise
-  sheet.png          input | output | target (| denoise) of the first --sheet-rows pairs
+                     version, per-pair / per-scene / mean PSNR, SSIM and detail of model, input,
+                     denoise and peer (datasets whose recipe has a [peer] render), the dataset's
+                     render seconds of input, peer and target
+  timing.json        this run's model seconds per frame (median and each), beside those render seconds
+  sheet.png          input | output | target (| denoise)(| peer) of the first --sheet-rows pairs
   denoise/           the denoised inputs (float EXR), reused when evaluate runs again
 
 figures: in the model range x/(1+x) of scene-linear RGB, as training validation and the presets'
@@ -54,7 +58,8 @@ HELP_TEXT = CommandText(
     description="""
         Run MODEL on every pair of a split of DATASET (whole frames, as `stylepass stylise` does)
         and compare output, untouched input and, for enhance datasets, Blender's Denoise node on the
-        input, with the targets: PSNR, SSIM and fine-detail ratio per pair, per scene and on average. Writes a JSON
+        input and the peer render (what a user would render instead, when the dataset's recipe has
+        a [peer]) with the targets: PSNR, SSIM and fine-detail ratio per pair, per scene and on average. Writes a JSON
         report and a side-by-side PNG.""",
     epilog=EPILOG,
 )
@@ -162,11 +167,20 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     report = evaluate.build_report(result, model=model, dataset=dataset, identity=identity, split=args.split,
                                    device=styliser.device, denoise=denoise_info, sheet=SHEET_NAME)
     write_json_atomic(out / REPORT_NAME, report)
+    timing = evaluate.timing_record(result, runtime=styliser.runtime, device=styliser.device)
+    write_json_atomic(out / TIMING_NAME, timing)
     from stylepass.core.io.atomic_image import save_png_atomic
 
     save_png_atomic(out / SHEET_NAME, evaluate.sheet_image(result))
     _print_table(report)
-    console.print(f"report: {out / REPORT_NAME}\nsheet: {out / SHEET_NAME}", markup=False, highlight=False)
+    if timing["render_seconds"]:
+        renders = ", ".join(f"{name} {value:.2f} s" for name, value in timing["render_seconds"].items()
+                            if value is not None)
+        console.print(f"per frame: renders (when the dataset was made) {renders}; model "
+                      f"{timing['model_seconds_median']:.2f} s ({styliser.runtime}, {styliser.device})",
+                      markup=False, highlight=False)
+    console.print(f"report: {out / REPORT_NAME}\ntiming: {out / TIMING_NAME}\nsheet: {out / SHEET_NAME}",
+                  markup=False, highlight=False)
     return ExitCode.OK
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from stylepass.core.io.gbuffer import read_gbuffer
 from stylepass.core.io.preview_images import load_target_rgb8
+from stylepass.training.data.image_io import read_linear_exr
 
 from .conftest import ASSETS, STYLEPASS, run_in_blender
 from .dataset_checks import edge_alignment, pair_rows, write_recipe
@@ -259,12 +260,32 @@ def test_folder_targets_of_the_wrong_size_or_frame_are_refused(blender, animated
                                        "samples"),
     (("samples = 16", "samples = 0"), "[target] target 'enhance' parameter 'samples' is 0: expected an integer >= 1"),
     (("count = 3", "count = 0"), "[scenes] count must be at least 1"),
+    (("[target]", "[peer]\nsamples = 0\n[target]"), "[peer] samples must be at least 1"),
+    (("[target]", "[peer]\nengine = \"workbench\"\n[target]"), "[peer] engine = 'workbench' is not allowed"),
+    (("[target]\nkind = \"enhance\"\nsamples = 16", "[peer]\n[target]\nkind = \"toon\""),
+     "[peer] is for enhance recipes"),
 ])
 def test_a_bad_recipe_is_refused_before_blender_starts(tmp_path, change, message):
     recipe = write_recipe(tmp_path, "bad", ENHANCE.replace(*change))
     done = stylepass("dataset", str(recipe), "--out", str(tmp_path / "dataset"))
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not (tmp_path / "dataset").exists()
+
+
+def test_a_peer_render_is_written_beside_each_pair_with_the_render_times(blender, tmp_path):
+    """A [peer] (here Cycles with indirect light, against the direct-light input) is rendered per pair,
+    pixel-aligned with the input, and every render's wall time is recorded in pairs.jsonl."""
+    recipe = write_recipe(tmp_path, "peer", ENHANCE.replace("count = 3", "count = 1").replace(
+        "[target]", "[peer]\nengine = \"cycles\"\nsamples = 2\nindirect = true\n[target]"))
+    make_dataset(recipe, tmp_path / "dataset", blender)
+    [row] = pair_rows(tmp_path / "dataset")
+    assert row["peer"] == "scenes/scene_00000/peers/peer_000001.exr"
+    assert set(row["seconds"]) == {"input", "peer", "target"} and all(v > 0 for v in row["seconds"].values())
+    frame = read_gbuffer(tmp_path / "dataset" / row["input"])
+    peer = read_linear_exr(tmp_path / "dataset" / row["peer"])
+    assert peer.shape == frame.beauty.shape == (3, 64, 64)
+    lit = frame.valid > 0
+    assert peer[:, lit].mean() > frame.beauty[:, lit].mean() * 1.05, "indirect light adds to the direct-only input"
 
 
 def test_a_full_disk_stops_the_job_with_a_clear_message_and_keeps_finished_pairs(blender, tmp_path):

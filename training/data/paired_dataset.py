@@ -46,13 +46,16 @@ class PairRecord:
     target: Path | None  # None only when read without targets
     split: str
     scene: str
+    peer: Path | None = None  # the recipe's [peer] render (evaluation sets of enhance recipes)
+    seconds: dict[str, float | None] | None = None  # render wall times: input, peer, target
 
 
 def pair_records(root: Path, require_target: bool = True) -> list[PairRecord]:
     """The checked rows of DATASET/pairs.jsonl (:func:`read_pairs`) with absolute paths."""
     root = Path(root)
     return [PairRecord(root / row["input"], root / row["target"] if require_target else None, row["split"],
-                       str(row["scene"])) for row in read_pairs(root, require_target)]
+                       str(row["scene"]), root / row["peer"] if row.get("peer") else None, row.get("seconds"))
+            for row in read_pairs(root, require_target)]
 
 
 def default_frame_reader(path: Path) -> Any:

@@ -9,7 +9,10 @@ What is compared, per pair of the split (scenes never seen in training):
   whole frame, as ``stylepass stylise`` computes it;
 - ``input``: the untouched input (the export's beauty);
 - ``denoise`` (optional): the input through Blender's compositor Denoise node, read from the
-  EXR the ``denoise`` job wrote.
+  EXR the ``denoise`` job wrote;
+- ``peer`` (datasets whose recipe has a ``[peer]`` render): what the user would render instead of
+  running the model at about the same cost (e.g. Eevee with ray tracing on), rendered by
+  ``stylepass dataset`` beside the input, with the render times of input, peer and target.
 
 Metric space. The same as training validation (``val/psnr``, ``val/ssim`` in a run's
 metrics.jsonl) and the presets' cards: images in the model range ``y = x / (1 + x)`` of
@@ -30,6 +33,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +52,9 @@ from ..data.paired_dataset import PairRecord, pair_records
 from .metrics import laplacian_energy, psnr, ssim
 
 REPORT_FORMAT = "stylepass-evaluation"
-REPORT_VERSION = 2  # 2: the fine-detail ratio ("detail") beside PSNR and SSIM
-METHODS = ("model", "input", "denoise")
+REPORT_VERSION = 3  # 2: the fine-detail ratio ("detail"); 3: the peer render and render seconds
+METHODS = ("model", "input", "denoise", "peer")
+RENDERS = ("input", "peer", "target")  # the renders a peer dataset records the wall times of
 FIGURES = ("psnr", "ssim", "detail")  # per pair and method; "detail" is the fine-detail ratio below
 MAX_PSNR = 100.0  # identical images give +inf; validation clamps to this too
 METRIC_SPACE = ("model range y = x / (1 + x) of scene-linear RGB x (PNG targets sRGB-decoded to linear "
@@ -110,8 +115,12 @@ def split_pairs(root: Path, split: str, limit: int | None = None) -> list[PairRe
                               f"{counts or 'none'}")
     if limit is not None:
         chosen = chosen[:limit]
+    with_peer = sum(record.peer is not None for record in chosen)
+    if with_peer not in (0, len(chosen)):
+        raise EvaluationError(f"{root}/{PAIRS_NAME}: {with_peer} of the {len(chosen)} pairs of split {split!r} have "
+                              "a peer render: a dataset is made by one recipe; re-make it in a new folder")
     absent = [str(path) for record in chosen
-              for path in (record.input, record.input.with_suffix(".json"), record.target)
+              for path in (record.input, record.input.with_suffix(".json"), record.target, record.peer)
               if path is not None and not path.is_file()]
     if absent:
         shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
@@ -202,12 +211,17 @@ class Evaluation:
 
     rows: one dict per pair: ``scene``, ``input``, ``target`` (paths relative to the dataset),
         ``psnr``, ``ssim`` and ``detail`` (each ``{method: value}`` for the methods run).
-    panels: for the first pairs, ``[input, output, target(, denoised)]`` in the model range,
+    panels: for the first pairs, ``[input, output, target(, denoised)(, peer)]`` in the model range,
         each (3, H, W) float32 on the CPU.
     labels: the sheet's row labels of those pairs.
+    model_seconds: the model's wall seconds per pair (``stylise`` only, not reading or scoring).
+    render_seconds: per pair with a peer, the dataset's recorded render seconds (``input``, ``peer``,
+        ``target``; a value may be None when a resumed dataset job did not time it).
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
+    model_seconds: list[float] = field(default_factory=list)
+    render_seconds: list[dict[str, float | None]] = field(default_factory=list)
     panels: list[list[torch.Tensor]] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
 
@@ -239,10 +253,16 @@ def evaluate_pairs(stylise: Stylise, read_frame: ReadFrame, pairs: list[PairReco
         for index, record in enumerate(pairs):
             assert record.target is not None  # evaluation pairs are read with their targets
             frame = read_frame(record.input)
-            images = {"model": tonemap(torch.from_numpy(np.ascontiguousarray(stylise(frame)))),
+            start = time.perf_counter()
+            output = stylise(frame)
+            evaluation.model_seconds.append(time.perf_counter() - start)
+            images = {"model": tonemap(torch.from_numpy(np.ascontiguousarray(output))),
                       "input": frame_to_tensors(frame, ())["image"]}
             if denoised is not None:
                 images["denoise"] = tonemap(torch.from_numpy(read_linear_exr(denoised[index])))
+            if record.peer is not None:
+                images["peer"] = _read_target(record.peer, record.input, tuple(images["input"].shape))
+                evaluation.render_seconds.append(dict(record.seconds or {}))
             target = _read_target(record.target, record.input, tuple(images["input"].shape))
             figures = {method: image_metrics(image, target) for method, image in images.items()}
             evaluation.rows.append({
@@ -251,7 +271,7 @@ def evaluate_pairs(stylise: Stylise, read_frame: ReadFrame, pairs: list[PairReco
                 **{metric: {method: value[metric] for method, value in figures.items()} for metric in FIGURES}})
             if index < sheet_rows:
                 panel = [images["input"], images["model"], target]
-                evaluation.panels.append(panel + ([images["denoise"]] if denoised is not None else []))
+                evaluation.panels.append(panel + [images[m] for m in ("denoise", "peer") if m in images])
                 evaluation.labels.append(pair_label(record))
             if on_pair is not None:
                 on_pair(index + 1, len(pairs), pair_label(record))
@@ -288,9 +308,24 @@ def scene_figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {scene: {"pairs": len(group), **mean_figures(group)} for scene, group in sorted(scenes.items())}
 
 
+def mean_render_seconds(evaluation: Evaluation) -> dict[str, float | None] | None:
+    """Mean recorded render seconds per frame of the input, peer and target renders over the pairs
+    that timed them (None per render that no pair timed); None without a peer."""
+    if not evaluation.render_seconds:
+        return None
+    means: dict[str, float | None] = {}
+    for render in RENDERS:
+        values = [float(v) for times in evaluation.render_seconds
+                  if isinstance(v := times.get(render), (int, float))]
+        means[render] = math.fsum(values) / len(values) if values else None
+    return means
+
+
 def build_report(evaluation: Evaluation, *, model: dict[str, Any], dataset: Path, identity: dict[str, Any] | None,
                  split: str, device: str, denoise: dict[str, Any] | None, sheet: str | None) -> dict[str, Any]:
-    """The JSON report. It holds no time or host, so the same command gives the same file."""
+    """The JSON report. It holds no time of this run or host, so the same command gives the same file
+    (``render_seconds`` are the dataset's, recorded when it was made; the model's time of this run
+    goes to :func:`timing_record`)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -305,8 +340,19 @@ def build_report(evaluation: Evaluation, *, model: dict[str, Any], dataset: Path
         "split": split, "count": len(evaluation.rows), "device": device, "torch": torch.__version__,
         "metric_space": METRIC_SPACE, "methods": evaluation.methods, "denoise": denoise,
         "means": mean_figures(evaluation.rows), "scenes": scene_figures(evaluation.rows),
+        "render_seconds": mean_render_seconds(evaluation),
         "pairs": evaluation.rows, "sheet": sheet,
     }
+
+
+def timing_record(evaluation: Evaluation, *, runtime: str, device: str) -> dict[str, Any]:
+    """This run's wall times (timing.json beside the report): the model's median seconds per frame
+    beside the dataset's recorded render seconds, so a frame's cost with the model (input render +
+    model) can be set against the peer's."""
+    seconds = sorted(evaluation.model_seconds)
+    median = seconds[len(seconds) // 2] if seconds else None
+    return {"model_seconds_median": median, "model_seconds": evaluation.model_seconds, "runtime": runtime,
+            "device": device, "cpu_count": os.cpu_count(), "render_seconds": mean_render_seconds(evaluation)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,7 +372,7 @@ def enlarged(tile: np.ndarray, min_height: int = SHEET_MIN_TILE) -> np.ndarray:
 
 
 def sheet_image(evaluation: Evaluation) -> np.ndarray:
-    """input | output | target (| denoise) for the first pairs, titles with the mean figures;
+    """input | output | target (| denoise)(| peer) for the first pairs, titles with the mean figures;
     (H', W', 3) uint8. Raises ValueError when there is no pair."""
     if not evaluation.panels:
         raise ValueError("no pair to show")
@@ -335,7 +381,6 @@ def sheet_image(evaluation: Evaluation) -> np.ndarray:
         return f"{name} {means[method]['psnr']:.2f} dB, detail {means[method]['detail']:.2f}"
 
     titles = [title("input", "input"), title("model", "output"), "target"]
-    if "denoise" in means:
-        titles.append(title("denoise", "denoise"))
+    titles += [title(method, method) for method in ("denoise", "peer") if method in means]
     rows = [[enlarged(display_rgb8(panel)) for panel in panels] for panels in evaluation.panels]
     return tile_grid(rows, titles, evaluation.labels)

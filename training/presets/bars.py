@@ -7,9 +7,11 @@
     min_psnr_db = 0.0        # model PSNR on every scene (toon asks 28)
     min_detail_ratio = 0.0   # model fine-detail ratio on every scene (style presets ask 0.7)
     beat_denoise = false     # also beat Blender's Denoise node in PSNR and SSIM on every scene
+    beat_peer = false        # also beat the peer render (real_assets.toml's [peer]) in PSNR and SSIM
 
 Every bar is checked scene by scene against ``stylepass evaluate``'s report (``scenes``: per-scene
-means of ``psnr``, ``ssim`` and ``detail`` for ``model``, ``input`` and, for enhance, ``denoise``).
+means of ``psnr``, ``ssim`` and ``detail`` for ``model``, ``input`` and, for enhance, ``denoise`` and
+``peer``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class QualityBars:
     min_psnr_db: float = 0.0
     min_detail_ratio: float = 0.0
     beat_denoise: bool = False
+    beat_peer: bool = False
 
 
 def load_bars(preset: Path) -> QualityBars:
@@ -78,10 +81,14 @@ def missed_bars(report: dict[str, Any], bars: QualityBars) -> list[str]:
         if "detail" in model and model["detail"] < bars.min_detail_ratio:
             missed.append(f"{scene}: keeps {model['detail']:.2f} of the target's fine detail; the bar is "
                           f"{bars.min_detail_ratio:.2f}")
-        peer = figures.get("denoise")
-        if bars.beat_denoise and peer is None:
-            missed.append(f"{scene}: no Denoise baseline in the report to beat (evaluate ran with --no-denoise)")
-        elif bars.beat_denoise and (model["psnr"] <= peer["psnr"] or model["ssim"] <= peer["ssim"]):
-            missed.append(f"{scene}: {model['psnr']:.2f} dB / {model['ssim']:.4f} does not beat the Denoise "
-                          f"node's {peer['psnr']:.2f} dB / {peer['ssim']:.4f}")
+        for wanted, method, name, absent in (
+                (bars.beat_denoise, "denoise", "Denoise", "evaluate ran with --no-denoise"),
+                (bars.beat_peer, "peer", "peer", "the dataset's recipe has no [peer] render")):
+            peer = figures.get(method)
+            if wanted and peer is None:
+                missed.append(f"{scene}: no {name} baseline in the report to beat ({absent})")
+            elif wanted and (model["psnr"] <= peer["psnr"] or model["ssim"] <= peer["ssim"]):
+                missed.append(f"{scene}: {model['psnr']:.2f} dB / {model['ssim']:.4f} does not beat the {name} "
+                              f"{'node' if method == 'denoise' else 'render'}'s {peer['psnr']:.2f} dB / "
+                              f"{peer['ssim']:.4f}")
     return missed

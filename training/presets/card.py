@@ -18,23 +18,62 @@ from __future__ import annotations
 from typing import Any
 
 # What each shipped preset does: the card's first line.
-PRESET_KINDS = {"enhance": "a fast render (Cycles, 8 samples, direct light only) made to look like a "
-                           "256-sample path-traced render with global illumination (RAD generator)",
+PRESET_KINDS = {"enhance": "a real-time render (Eevee, ray tracing off) made to look like a 256-sample "
+                           "Cycles path-traced render with global illumination (RAD generator)",
                 "toon": "flat colour bands and ink lines (pix2pix U-Net)",
                 "painterly": "the brush-stroke look of a Kuwahara filter (pix2pix U-Net)",
                 "sketch": "pencil lines on paper white (pix2pix U-Net)"}
+
+
+def render_words(render: dict[str, Any]) -> str:
+    """A recipe's fast render (``{"engine", "samples", "indirect"}``) in words: ``Eevee, 16 samples, ray
+    tracing on``."""
+    light = ("ray tracing" if render["engine"] == "eevee" else "indirect light") + (
+        " on" if render["indirect"] else " off")
+    return f"{render['engine'].capitalize()}, {render['samples']} samples, {light}"
+
+
+def cost_section(real: dict[str, Any]) -> str:
+    """Per-frame cost of the model's path (input render + model) beside the peer's and the target's."""
+    seconds = real.get("render_seconds")
+    if not seconds or real.get("model_seconds") is None:
+        return ""
+    def shown(value: float | None) -> str:
+        return "not timed" if value is None else f"{value:.2f} s"
+
+    with_model = None if seconds["input"] is None else seconds["input"] + real["model_seconds"]
+    eevee_note = ("\nEevee renders here through software OpenGL (no GPU), far slower than on an artist's GPU, where "
+                  "it runs in real time:\ncompare the two Eevee renders with each other, not with Cycles.\n"
+                  if (real.get("peer") or {}).get("engine") == "eevee" else "")
+    return f"""
+Cost per frame at this size on this machine (render wall times recorded by `stylepass dataset`, the
+input and peer each the second of two renders, once Eevee's shaders are compiled; the model timed by `stylepass
+evaluate` in {real['runtime']}, median):
+
+| | seconds |
+|---|---|
+| input render | {shown(seconds['input'])} |
+| this model on it | {real['model_seconds']:.2f} s |
+| **input + model** | **{shown(with_model)}** |
+| the peer render | {shown(seconds['peer'])} |
+| the target render | {shown(seconds['target'])} |
+{eevee_note}"""
 
 
 def real_assets_section(real: dict[str, Any] | None) -> str:
     """The card's figures on held-out real assets (the means of `stylepass evaluate`'s report)."""
     if real is None:
         return ""
-    names = {"model": "this model", "input": "untouched input", "denoise": "Blender's Denoise node on the input"}
+    names = {"model": "this model", "input": "untouched input", "denoise": "Blender's Denoise node on the input",
+             "peer": "the peer: " + (render_words(real["peer"]) if real.get("peer") else "the render a user "
+                                     "would pick instead")}
     rows = "\n".join(f"| {names[method]} | {real['means'][method]['psnr']:.2f} | {real['means'][method]['ssim']:.4f} | "
                      f"{real['means'][method]['detail']:.2f} |" for method in names if method in real["means"])
-    denoise_note = ("\nThe inputs are rendered with Cycles' own denoiser on (Blender's default), so the Denoise node "
-                    "changes little:\nwhat the model adds is the missing indirect light, not less noise.\n"
-                    if "denoise" in real["means"] else "")
+    denoise_note = ("\nThe Denoise node takes noise away, nothing more; what the model adds is the light the "
+                    "fast render lacks.\n" if "denoise" in real["means"] else "")
+    if "peer" in real["means"]:
+        denoise_note += ("\nThe peer is what a user would render instead of running the model, at about the same "
+                         "cost: the same scene, re-rendered with the settings above.\n" + cost_section(real))
     verdict = ("The model beats the untouched input on both." if real["beats_input"] else
                "**The model does not beat the untouched input on both figures here: treat it as unfinished.**")
     missed = real.get("missed_bars", [])

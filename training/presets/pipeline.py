@@ -248,17 +248,21 @@ def evaluate_real_assets(stylepass: Path, plan: RunPlan, model_dir: Path,
     run_stage("real assets", [stylepass, "evaluate", model_dir, "--data", data, "--out", evaluation,
                               "--device", request.device, "--blender", request.blender, "--sheet-rows", "3"])
     report = json.loads((evaluation / "report.json").read_text())
+    timing = json.loads((evaluation / "timing.json").read_text())
     means = report["means"]
     recipe_record = report["dataset"]["identity"]["recipe"]
     width, height = recipe_record["dataset"]["resolution"]
     real = {"means": means, "count": report["count"], "resolution": f"{width}x{height}",
             "assets": sorted({Path(a).stem for a in recipe_record["scenes"]["assets"]}),
-            "columns": ["input", "output", "target"] + (["denoise"] if "denoise" in means else []),
+            "columns": ["input", "output", "target"] + [m for m in ("denoise", "peer") if m in means],
+            "peer": recipe_record.get("peer"), "render_seconds": report.get("render_seconds"),
+            "model_seconds": timing["model_seconds_median"], "runtime": timing["runtime"],
             "beats_input": all(means["model"][k] > means["input"][k] for k in ("psnr", "ssim")),
             "missed_bars": missed_bars(report, load_bars(preset)),
             "report": str(evaluation / "report.json"), "sheet": str(evaluation / report["sheet"])}
     summary = ", ".join(f"{method} {means[method]['psnr']:.2f} dB / {means[method]['ssim']:.4f} / detail "
-                        f"{means[method]['detail']:.2f}" for method in ("model", "input", "denoise") if method in means)
+                        f"{means[method]['detail']:.2f}" for method in ("model", "input", "denoise", "peer")
+                        if method in means)
     say(f"[real assets] {summary}")
     for line in real["missed_bars"]:
         say(f"[bars] missed: {line}")
