@@ -17,6 +17,7 @@ from . import (
     keyframe_command,
     stylise_command,
     train_command,
+    train_photoreal_command,
     train_preset_command,
     train_style_command,
 )
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_command.register(commands)
     keyframe_command.register(commands)
     train_style_command.register(commands)
+    train_photoreal_command.register(commands)
     stylise_command.register(commands)
     compose_command.register(commands)
     evaluate_command.register(commands)
