@@ -231,7 +231,8 @@ def test(args: argparse.Namespace) -> int:
 
 
 DEMO_RESOLUTION = "640x360"
-DEMO_SHEET_FRAMES = "1,6,12"
+DEMO_SHEET_FRAMES = "1,6,11"
+DEMO_SHEET_SHARD = "1/5"  # frames 1, 6 and 11 of 1-12: all that is rendered in engines other than Cycles
 BLEND_PRESET_ORDER = ("toon", "painterly", "sketch", "enhance")  # which preset the demo .blend shows
 
 
@@ -254,29 +255,46 @@ def trained_presets() -> list[str]:
     return sorted(found, key=lambda name: (order.get(name, len(order)), name))
 
 
+def preset_engine(name: str) -> str:
+    """The engine of the renders a preset was trained on: its dataset.toml's [input] engine."""
+    recipe = Path(os.environ.get("STYLEPASS_PRESETS", ROOT / "presets")) / name / "dataset.toml"
+    return tomllib.loads(recipe.read_text()).get("input", {}).get("engine", "cycles") if recipe.is_file() else "cycles"
+
+
 def demo(args: argparse.Namespace) -> int:
-    """The main job: render the built-in demo scene (12 frames), stylise it with every shipped
-    preset that has trained weights, and write a side-by-side sheet and a .blend whose
-    compositor holds the "Stylepass: <preset>" node group."""
+    """The main job: render the built-in demo scene (12 frames) in each engine the shipped presets
+    were trained on (Cycles; Eevee for enhance), stylise it with every preset that has trained
+    weights, and write a side-by-side sheet and a .blend whose compositor holds the
+    "Stylepass: <preset>" node group."""
     setup(args)
     out = Path(args.out).resolve()
-    gbuffers = out / "gbuffers"
-    say("rendering the built-in demo scene and exporting its G-buffers")
-    code = run_stylepass("export", "demo", "--out", gbuffers, "--resolution", args.resolution, "--samples", "16")
-    if code:
-        return code
     presets = trained_presets()
+    engines = {name: preset_engine(name) for name in presets}  # each preset gets the render it was trained on
+    exports = {engine: out / ("gbuffers" if engine == "cycles" else f"gbuffers_{engine}")
+               for engine in ("cycles", *sorted(set(engines.values()) - {"cycles"}))}
+    for engine, folder in exports.items():  # Eevee (software GL without a GPU): the sheet's frames only
+        say(f"rendering the built-in demo scene in {engine.capitalize()} and exporting its G-buffers")
+        if code := run_stylepass("export", "demo", "--out", folder, "--engine", engine, "--resolution",
+                                 args.resolution, "--samples", "16",
+                                 *(() if engine == "cycles" else ("--shard", DEMO_SHEET_SHARD))):
+            return code
+    gbuffers = exports["cycles"]
     if not presets:
         say(f"no shipped preset has trained weights yet (`python build.py train-preset NAME` makes one); "
             f"the G-buffers are in {gbuffers}")
         return 0
     say(f"stylising with the preset(s) {', '.join(presets)}")
     sheet, blend = out / "side_by_side.png", out / "demo.blend"
+    shown = next((name for name in presets if engines[name] == "cycles"), presets[0])  # all 12 frames
+    columns = [f"{name}={out / 'stylised' / name}" for name in presets if engines[name] == "cycles"]
+    for engine in [e for e in exports if e != "cycles"]:  # another engine's render, then what its presets made of it
+        columns += [f"{engine} render={exports[engine]}", *(f"{name}={out / 'stylised' / name}"
+                                                           for name in presets if engines[name] == engine)]
     code = run_in_turn(
-        *(("stylise", gbuffers, "--preset", name, "--out", out / "stylised" / name) for name in presets),
-        ("compare", gbuffers, "--frames", DEMO_SHEET_FRAMES, "--out", sheet, "--stylised",
-         *(f"{name}={out / 'stylised' / name}" for name in presets)),
-        ("compose", "demo", "--stylised", out / "stylised" / presets[0], "--name", presets[0], "--out", blend,
+        *(("stylise", exports[engines[name]], "--preset", name, "--out", out / "stylised" / name)
+          for name in presets),
+        ("compare", gbuffers, "--frames", DEMO_SHEET_FRAMES, "--out", sheet, "--stylised", *columns),
+        ("compose", "demo", "--stylised", out / "stylised" / shown, "--name", shown, "--out", blend,
          "--resolution", args.resolution))
     if code:
         return code
@@ -284,7 +302,7 @@ def demo(args: argparse.Namespace) -> int:
     for name in presets:
         say(f"{name}: {out / 'stylised' / name} (stylised_<frame>.exr, scene-linear, and .png previews)")
     say(f"side by side: {sheet}")
-    say(f"open in Blender: {blend} (compositor: Stylepass: {presets[0]}; Strength on the group node)")
+    say(f"open in Blender: {blend} (compositor: Stylepass: {shown}; Strength on the group node)")
     return 0
 
 

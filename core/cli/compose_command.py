@@ -36,7 +36,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="One row per frame: the exported render, then each stylised version.")
     compare.add_argument("export", help="export folder (frame_<N>.exr)")
     compare.add_argument("--stylised", nargs="+", required=True, metavar="NAME=DIR",
-                         help="stylised_<N>.exr folders, each with a column title")
+                         help="stylised_<N>.exr folders (from `stylepass stylise`) or export folders "
+                              "(frame_<N>.exr: another render, e.g. Eevee's), each with a column title")
     compare.add_argument("--frames", required=True, help="comma-separated frames, e.g. 1,6,12")
     compare.add_argument("--out", required=True, help="the PNG to write")
     compare.set_defaults(handler=run_compare)
@@ -64,7 +65,11 @@ def run_compare(args: argparse.Namespace) -> int:
             row = [linear_to_srgb8(read_gbuffer(Path(args.export) / f"{stem}.exr").beauty)]
             for _, folder in columns:
                 stylised = Path(folder) / f"stylised_{stem.removeprefix('frame_')}.exr"
-                row.append(linear_to_srgb8(exr_rgb(read_exr(stylised))))
+                exported = Path(folder) / f"{stem}.exr"
+                if exported.is_file() and not stylised.is_file():  # an export folder: its render
+                    row.append(linear_to_srgb8(read_gbuffer(exported).beauty))
+                else:
+                    row.append(linear_to_srgb8(exr_rgb(read_exr(stylised))))
             rows.append(row)
     except (ValueError, GBufferError, ExrReadError) as exc:
         print_error(console, str(exc))

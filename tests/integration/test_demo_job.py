@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,26 +32,31 @@ def run_demo(out: Path, presets: Path) -> subprocess.CompletedProcess:
 
 
 def test_demo_stylises_with_every_trained_preset_and_writes_a_sheet_and_a_blend(tmp_path):
+    """Each preset stylises the render it was trained on: toon here says Eevee (as enhance does), so
+    the demo also renders in Eevee, and the sheet shows that render before toon's column."""
     presets = tmp_path / "presets"
     for name in ("sketch", "toon"):
         tiny_preset(presets, name)
+    (presets / "toon" / "dataset.toml").write_text('[input]\nengine = "eevee"\nsamples = 1\n')
     (presets / "enhance").mkdir()  # no model: not used
     done = run_demo(tmp_path / "out", presets)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     out = tmp_path / "out"
-    assert len(list((out / "gbuffers").glob("frame_*.exr"))) == 12
-    for name in ("sketch", "toon"):
-        assert len(list((out / "stylised" / name).glob("stylised_*.exr"))) == 12
-    with Image.open(out / "side_by_side.png") as sheet:
-        assert sheet.size == (3 * (64 + 4) + 4, 18 + 3 * (36 + 4) + 4)  # render | toon | sketch, 3 frames
-    assert "open in Blender" in done.stdout and "Stylepass: toon" in done.stdout
+    for engine, folder, frames in (("CYCLES", "gbuffers", 12), ("EEVEE", "gbuffers_eevee", 3)):
+        assert len(list((out / folder).glob("frame_*.exr"))) == frames  # Eevee: the sheet's frames 1, 6, 11
+        assert engine in json.loads((out / folder / "frame_000001.json").read_text())["engine"]
+    for name, frames in (("sketch", 12), ("toon", 3)):
+        assert len(list((out / "stylised" / name).glob("stylised_*.exr"))) == frames
+    with Image.open(out / "side_by_side.png") as sheet:  # render | sketch | eevee render | toon, 3 frames
+        assert sheet.size == (4 * (64 + 4) + 4, 18 + 3 * (36 + 4) + 4)
+    assert "open in Blender" in done.stdout and "Stylepass: sketch" in done.stdout  # the first Cycles preset
     run_in_blender(BLENDERS[-1], f"""
         import bpy
         bpy.ops.wm.open_mainfile(filepath={str(out / 'demo.blend')!r})
         scene = bpy.context.scene
         tree = getattr(scene, "compositing_node_group", None) or scene.node_tree
         groups = [n.node_tree.name for n in tree.nodes if n.bl_idname == "CompositorNodeGroup"]
-        assert groups == ["Stylepass: toon"], groups
+        assert groups == ["Stylepass: sketch"], groups
         assert (scene.frame_start, scene.frame_end) == (1, 12)
     """)
 
