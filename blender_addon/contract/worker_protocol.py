@@ -17,7 +17,8 @@ possibly preceded by ``{"id": n, "event": "progress", "done": k, "total": t}`` l
 
 - ``{"id": n, "cmd": "load", "model": DIR}`` or ``{"id": n, "cmd": "load", "preset": NAME}``,
   optional ``"device": "auto"|"cpu"|"cuda"|"cuda:N"``, ``"tile": int|null`` and
-  ``"engine": "onnx"|"torch"`` (default onnx) -> ``{"ok": true, "model": {"name": str, "family":
+  ``"engine": "onnx"|"torch"`` (default onnx) and ``"precision": "fp32"|"int8"`` (default fp32; int8:
+  the folder's ``model.int8.onnx``, ONNX Runtime only) -> ``{"ok": true, "model": {"name": str, "family":
   str, "passes": [...], "runtime": "onnxruntime 1.32.0 (CPUExecutionProvider)"}, "device": "cpu"}``
 - ``{"id": n, "cmd": "stylise", "input": EXR, "output": EXR, "preview": PNG|null}``: one
   exported frame in, a stylised scene-linear half-float EXR (and an sRGB preview) out,
@@ -44,6 +45,8 @@ PRESETS_ENV = "STYLEPASS_PRESETS"  # the presets folder the worker (and the CLI)
 
 # A model folder's files: the generator for ONNX Runtime, and its weights and config for torch.
 ONNX_MODEL = "model.onnx"
+INT8_MODEL = "model.int8.onnx"  # model.onnx quantized to int8 (`stylepass quantize`); optional
+PRECISIONS = ("fp32", "int8")  # which ONNX file runs: model.onnx or model.int8.onnx
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
 

@@ -15,6 +15,7 @@ from . import (
     evaluate_command,
     export_command,
     keyframe_command,
+    quantize_command,
     stylise_command,
     train_command,
     train_photoreal_command,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_style_command.register(commands)
     train_photoreal_command.register(commands)
     stylise_command.register(commands)
+    quantize_command.register(commands)
     compose_command.register(commands)
     evaluate_command.register(commands)
     train_command.register(commands)

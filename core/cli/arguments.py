@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stylepass.blender_addon.contract.worker_protocol import ENGINES
+from stylepass.blender_addon.contract.worker_protocol import ENGINES, PRECISIONS
 
 from .blender_runtime import SUPPORTED_VERSIONS
 
@@ -64,3 +64,11 @@ def add_engine_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
                         help="what runs the model: onnx (ONNX Runtime on model.onnx, written from the weights when "
                              "missing; the default) or torch (the weights in torch, as training does)")
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision fp32|int8`` (default fp32: model.onnx; int8: model.int8.onnx, from ``stylepass quantize``)."""
+    parser.add_argument("--precision", choices=PRECISIONS, default=PRECISIONS[0],
+                        help="fp32 (model.onnx; the default) or int8 (the folder's model.int8.onnx, made by "
+                             "`stylepass quantize MODEL_DIR --data FOLDER`; faster on CPUs with int8 instructions, "
+                             "ONNX Runtime only)")

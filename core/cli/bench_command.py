@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
@@ -29,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes and few repeats: checks that everything runs (seconds), no targets")
     parser.add_argument("--compile", action="store_true", help="torch.compile the presets and families first")
+    parser.add_argument("--cpu-speed-only", action="store_true",
+                        help="measure only the CPU speed section: every preset's 1920x1080 frame through the stylise "
+                             "loop in torch, ONNX fp32 and int8, in ms and reference units (minutes, not an hour)")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.json", help="where to write the report")
     parser.set_defaults(handler=run_bench_command)
 
@@ -69,7 +73,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     console = Console(stderr=True, highlight=False)
     console.print(f"bench on {device}{' (quick)' if args.quick else ''}; report -> {args.out}", markup=False)
     try:
-        report = run_bench(device, args.quick, args.compile, lambda line: console.print(line, markup=False))
+        report = run_bench(device, args.quick, args.compile, lambda line: console.print(line, markup=False),
+                           cpu_speed_only=args.cpu_speed_only)
     except KeyboardInterrupt:
         print("cancelled: nothing written", file=sys.stderr)
         return ExitCode.CANCELLED
@@ -83,8 +88,26 @@ def run_bench_command(args: argparse.Namespace) -> int:
         console.print(f"{row['model']} {row['size']}: ONNX Runtime {row['onnx_total_ms']:.0f} ms, torch "
                       f"{row['torch_total_ms']:.0f} ms end to end ({row['total_speedup']:.2f}x); model alone "
                       f"{row['onnx_model_ms']:.0f} against {row['torch_model_ms']:.0f} ms", markup=False)
+    for line in cpu_speed_lines(report.get("cpu_speed", {})):
+        console.print(line, markup=False)
     console.print(f"report written to {args.out}", markup=False)
     return ExitCode.OK
+
+
+def cpu_speed_lines(section: dict[str, Any]) -> list[str]:
+    """One line per preset of the report's ``cpu_speed`` section (none when it was not measured)."""
+    unit = section.get("reference_unit", {}).get("ms")
+    lines = [f"reference unit (3x3 64->64 conv, 960x540, torch): {unit:.0f} ms"] if unit else []
+    for row in section.get("presets", []):
+        paths = ", ".join(f"{path} {row[f'{path}_ms']:.0f} ms = {row[f'{path}_units']:.1f} units"
+                          for path in ("torch", "onnx_fp32", "onnx_int8") if f"{path}_ms" in row)
+        int8 = row.get("int8")
+        verdict = "" if int8 is None else (" int8 kept" if int8["kept"] else f" int8 not kept: {int8['why_not']}")
+        target = ("" if "best_units" not in row else
+                  f"; best {row['best_path']} {row['best_units']:.1f} units "
+                  f"({'meets' if row['meets_target'] else 'misses'} {section['units_target']:g})")
+        lines.append(f"{row['model']} {row['size']}: {paths}{target}{verdict}")
+    return lines
 
 
 def _fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> int:

@@ -16,7 +16,14 @@ from stylepass.blender_addon.contract.dataset_layout import DatasetError
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
 from ..io.dataset_tools import EVALUATIONS_FOLDER
-from .arguments import CommandText, add_blender_arguments, add_command, add_device_argument, add_engine_argument
+from .arguments import (
+    CommandText,
+    add_blender_arguments,
+    add_command,
+    add_device_argument,
+    add_engine_argument,
+    add_precision_argument,
+)
 from .blender_job import make_console, run_blender_job
 from .interrupts import run_model_command
 
@@ -76,6 +83,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", help="output folder (default: DATASET/evaluation/<model name>)")
     add_device_argument(parser)
     add_engine_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=None,
                         help="run the Denoise baseline in Blender (default: on for enhance datasets, off otherwise)")
     parser.add_argument("--limit", metavar="N", type=_positive, help="evaluate only the first N pairs of the split")
@@ -137,7 +145,7 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     identity = evaluate.dataset_identity(dataset)
     kind = evaluate.target_kind(identity)
     model_dir, name = resolve_model(args.model)
-    styliser = load_styliser(model_dir, args.device, name=name, engine=args.engine)
+    styliser = load_styliser(model_dir, args.device, name=name, engine=args.engine, precision=args.precision)
     out = Path(args.out) if args.out else dataset / EVALUATIONS_FOLDER / name
     denoise = args.denoise if args.denoise is not None else kind == "enhance"
     console.print(f"model {styliser.name} ({styliser.family}) in {styliser.runtime} on {styliser.device}; "

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.frame_selection import parse_frame_range, parse_shard
 
-from .arguments import CommandText, add_command, add_device_argument, add_engine_argument
+from .arguments import CommandText, add_command, add_device_argument, add_engine_argument, add_precision_argument
 from .blender_job import make_console, print_error, print_warning
 from .interrupts import run_model_command
 
@@ -29,7 +29,8 @@ exit codes:
   0    every frame is stylised
   1    unexpected failure, or out of memory even with the smallest tiles
   2    bad input: model, preset, frame, missing passes, option, or CUDA asked for but missing
-       (a model folder without an up-to-date model.onnx needs torch to write one)
+       (a model folder without an up-to-date model.onnx needs torch to write one; --precision
+       int8 needs an up-to-date model.int8.onnx: `stylepass quantize`)
   3    the output folder cannot be written
   130  cancelled; run the same command again to resume
 """
@@ -59,6 +60,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     add_device_argument(parser)
     add_engine_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument("--frames", metavar="A-B", help="only these frames of the export folder (inclusive)")
     parser.add_argument("--shard", metavar="I/N", help="farm task I of N: every N-th frame from the I-th (1-based); "
                         "tasks may share --out: a frame another task is stylising is left to it")
@@ -84,7 +86,8 @@ def run_stylise(args: argparse.Namespace) -> int:
         if not jobs:
             raise StyliseError(f"no frame of {args.input} is in --frames {args.frames}", "bad_request")
         model_dir = resolve_model_dir(args.model, args.preset)
-        styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset, engine=args.engine)
+        styliser = load_styliser(model_dir, args.device, args.tile, name=args.preset, engine=args.engine,
+                                  precision=args.precision)
         console.print(f"model {styliser.name} ({styliser.family}) in {styliser.runtime} on {styliser.device}; "
                       f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
         return _stylise_all(styliser, jobs, Path(args.out), console)

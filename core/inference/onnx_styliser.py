@@ -12,10 +12,20 @@ onnxruntime, not torch. A folder whose ``model.onnx`` is missing, or older than 
 ``model.safetensors`` and ``config.json`` beside it, gets a new one on
 first use when torch is installed (atomically); without torch the error says how to write one.
 "Older" means the weights or config beside it have changed since: the ONNX file records their digest.
+
+Precision. ``precision="int8"`` runs the folder's ``model.int8.onnx`` instead (made by
+``stylepass quantize``, :mod:`.onnx_quantize`). It cannot be remade without its calibration
+frames, so a missing one, or one made from other weights, is refused (``bad_model``) with the
+command that makes it. Frames it stylises are recorded under their own model id (the folder's
+id + ``:int8``), so switching precision redoes them.
+
+Threads. Every session runs its operators on one intra-op pool, sized once here
+(:func:`session_options`), and no inter-op pool.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -24,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from stylepass.blender_addon.contract.worker_protocol import INT8_MODEL, PRECISIONS
 
 from ..io.colour import inverse_tonemap
 from ..io.gbuffer import GBufferFrame
@@ -95,13 +107,33 @@ def write_onnx(model_dir: Path, why: str) -> None:
         raise StyliseError(f"{model_dir} {why} {ONNX_MODEL} and writing one failed: {error}", "bad_model") from None
 
 
+def cpu_threads() -> int:
+    """Threads for ONNX Runtime's operators: the cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def session_options(onnxruntime: Any) -> Any:
+    """The SessionOptions of every Stylepass session: errors-only log, operators run one after
+    another (no inter-op pool) on one intra-op pool: ONNX Runtime's default size (one thread per
+    physical core), or :func:`cpu_threads` when the process may use fewer CPUs than the machine has
+    (a farm slot pinned with taskset or a container's cpuset), which that default ignores."""
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: its warnings are not the user's to act on
+    if cpu_threads() < (os.cpu_count() or 1):
+        options.intra_op_num_threads = cpu_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
 def open_session(onnxruntime: Any, onnx_path: Path, providers: list[Any]) -> tuple[Any, OnnxModelInfo]:
     """An InferenceSession on a Stylepass ONNX file and what its metadata says.
 
     Raises StyliseError (``bad_model``): unreadable, or not a Stylepass model (names what is missing).
     """
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only: its warnings are not the user's to act on
+    options = session_options(onnxruntime)
     try:
         session = onnxruntime.InferenceSession(str(onnx_path), options, providers=providers)
     except Exception as error:  # noqa: BLE001 - onnxruntime's own exception types for unreadable files
@@ -112,6 +144,38 @@ def open_session(onnxruntime: Any, onnx_path: Path, providers: list[Any]) -> tup
     except OnnxModelError as error:
         raise StyliseError(str(error), "bad_model") from None
     return session, info
+
+
+def quantize_hint(model_dir: Path) -> str:
+    """The command that makes a folder's int8 model, for error messages."""
+    return (f"make it with `stylepass quantize {model_dir} --data FOLDER` (FOLDER: a training dataset or an "
+            "export folder of frames like the ones you stylise), or use --precision fp32")
+
+
+def open_int8_session(onnxruntime: Any, model_dir: Path, providers: list[Any]) -> tuple[Any, OnnxModelInfo, str]:
+    """A session on ``model_dir``'s ``model.int8.onnx``, its info and the folder's model id.
+
+    Raises StyliseError (``bad_model``) when the file is missing, unreadable, not an int8 Stylepass
+    model, or made from other weights (or another model.onnx) than the folder holds now.
+    """
+    path = model_dir / INT8_MODEL
+    if not path.is_file():
+        raise StyliseError(f"{model_dir} has no int8 model ({INT8_MODEL}): {quantize_hint(model_dir)}", "bad_model")
+    if not ((model_dir / MODEL_WEIGHTS).is_file() or (model_dir / ONNX_MODEL).is_file()):
+        raise StyliseError(f"{model_dir} holds {INT8_MODEL} without the {MODEL_WEIGHTS} or {ONNX_MODEL} it was made "
+                           "from, so it cannot be checked against them; give the whole model folder", "bad_model")
+    session, info = open_session(onnxruntime, path, providers)
+    metadata = session.get_modelmeta().custom_metadata_map
+    identity = model_id(model_dir)
+    made_from = metadata.get("stylepass.model_id")
+    if metadata.get("stylepass.precision") != "int8" or made_from is None:
+        raise StyliseError(f"{path} is not an int8 model made by `stylepass quantize`: {quantize_hint(model_dir)}",
+                           "bad_model")
+    # the weights' digest; or, in a folder of ONNX files alone, the digest of the model.onnx it was made from
+    if identity not in (made_from, metadata.get("stylepass.fp32_onnx_digest")):
+        raise StyliseError(f"{path} is out of date: it was made from other weights than {model_dir} holds now "
+                           f"({made_from}, now {identity}); {quantize_hint(model_dir)}", "bad_model")
+    return session, info, identity
 
 
 def pass_feed(frame: Any, names: list[str]) -> dict[str, np.ndarray]:
@@ -178,14 +242,18 @@ class OnnxStyliser(Styliser):
         return feed
 
 
-def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str | None) -> OnnxStyliser:
+def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str | None,
+                       precision: str = "fp32") -> OnnxStyliser:
     """An ONNX Runtime session on ``model_dir``'s ``model.onnx``, written first (atomically, with
-    torch) when it is missing or older than the folder's weights and config.
+    torch) when it is missing or older than the folder's weights and config; with `precision`
+    "int8", on its ``model.int8.onnx`` (never written here: see the module docstring).
 
     Raises StyliseError: ``bad_model`` (no model, not a Stylepass model, unreadable file, an ONNX
-    file needed but not writable here), ``no_cuda``, ``bad_request`` (unknown device, tile too
-    small), ``failed`` (no onnxruntime).
+    file needed but not writable here, an int8 file missing or out of date), ``no_cuda``,
+    ``bad_request`` (unknown device or precision, tile too small), ``failed`` (no onnxruntime).
     """
+    if precision not in PRECISIONS:
+        raise StyliseError(f"unknown precision {precision!r}; precisions: {', '.join(PRECISIONS)}", "bad_request")
     onnxruntime = import_onnxruntime()
     providers, device_name = pick_providers(device, onnxruntime.get_available_providers())
     if model_dir.is_file():
@@ -194,6 +262,10 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
         except ModelFileError as error:
             raise StyliseError(str(error), "bad_model") from None
         raise StyliseError(f"{model_dir} is a file: give the model folder that holds it", "bad_model")
+    if precision == "int8":
+        session, info, identity = open_int8_session(onnxruntime, model_dir, providers)
+        return _styliser(onnxruntime, session, info, f"{identity}:int8", model_dir, device, device_name, tile, name,
+                         " int8")
     onnx_path, weights = model_dir / ONNX_MODEL, model_dir / MODEL_WEIGHTS
     if not onnx_path.is_file():
         if not weights.is_file():
@@ -205,6 +277,13 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
     if weights.is_file() and info.source_digest != identity:
         write_onnx(model_dir, "has an out-of-date")
         session, info = open_session(onnxruntime, onnx_path, providers)
+    return _styliser(onnxruntime, session, info, identity, model_dir, device, device_name, tile, name)
+
+
+def _styliser(onnxruntime: Any, session: Any, info: OnnxModelInfo, identity: str, model_dir: Path, device: str,
+              device_name: str, tile: int | None, name: str | None, label: str = "") -> OnnxStyliser:
+    """The styliser on an open session (`device`: as asked; `device_name`: as picked; `label`: after
+    the runtime's name, e.g. " int8")."""
     running = session.get_providers()[0]
     if device_name.startswith("cuda") and running != CUDA:  # CUDA or cuDNN missing: it fell back quietly
         if device != "auto":
@@ -215,6 +294,6 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
     overridable = tuple(i.name for i in session.get_overridable_initializers())
     return OnnxStyliser(
         name=name or model_dir.name, model_id=identity, family=info.family, passes=info.passes,
-        multiple=info.multiple, device=device_name, runtime=f"onnxruntime {onnxruntime.__version__} ({running})",
+        multiple=info.multiple, device=device_name, runtime=f"onnxruntime {onnxruntime.__version__} ({running}){label}",
         tile=tile,
         context=tile_context(info.multiple), session=session, frame_inputs=overridable)

@@ -34,6 +34,7 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from stylepass.blender_addon.contract.worker_protocol import (
     BAD_INPUT_KINDS,
     ENGINES,
     ERROR_KINDS,
+    PRECISIONS,
     PRESETS_ENV,
     has_model,
 )
@@ -291,34 +293,52 @@ class Styliser(ABC):
         """Let go of the model and the device memory it holds; the styliser cannot run after this."""
 
     def stylise_file(self, source: Path, output: Path, preview: Path | None,
-                     on_tile: TileCallback | None = None, on_note: NoteCallback | None = None) -> FrameTimings:
+                     on_tile: TileCallback | None = None, on_note: NoteCallback | None = None, *,
+                     frame: Callable[[], GBufferFrame] | None = None,
+                     write_later: Callable[[Callable[[], None]], None] | None = None) -> FrameTimings:
         """Read an export EXR (+ sidecar), stylise it, write `output` (EXR) and `preview` (PNG).
+
+        frame: gives the frame read already (e.g. by a reader thread; it raises what reading
+        raises) instead of reading `source` here. write_later: takes the write instead of doing it
+        here (it runs the callable it is given, e.g. on a writer thread); the write phase is then
+        0 in the timings.
 
         Returns how long each phase took. Raises StyliseError: ``bad_input`` (the frame cannot
         be read), ``missing_passes``, ``out_of_memory``; OSError when an output cannot be written.
         """
         start = time.perf_counter()
-        frame = read_frame(Path(source))
+        loaded = read_frame(Path(source)) if frame is None else frame()
         read = time.perf_counter()
-        rgb = self.stylise(frame, on_tile, on_note)  # ends with the copy back to the host: synchronised
+        rgb = self.stylise(loaded, on_tile, on_note)  # ends with the copy back to the host: synchronised
         stylised = time.perf_counter()
-        write_stylised(rgb, Path(output), None if preview is None else Path(preview))
+        preview_path = None if preview is None else Path(preview)
+        if write_later is not None:
+            write_later(lambda: write_stylised(rgb, Path(output), preview_path))
+            return FrameTimings(read - start, stylised - read, 0.0)
+        write_stylised(rgb, Path(output), preview_path)
         return FrameTimings(read - start, stylised - read, time.perf_counter() - stylised)
 
 
 def load_styliser(model_dir: str | Path, device: str = "auto", tile: int | None = None,
-                  name: str | None = None, engine: str = "onnx") -> Styliser:
+                  name: str | None = None, engine: str = "onnx", precision: str = "fp32") -> Styliser:
     """Load a model dir (see :func:`resolve_model_dir`) in a runtime (`engine`: "onnx" or "torch").
+
+    precision: "fp32", or "int8" (the folder's ``model.int8.onnx``, made by ``stylepass quantize``;
+    ONNX Runtime only).
 
     device: "auto" (CUDA when the runtime has it, else the CPU), "cpu" or "cuda[:N]".
     Raises StyliseError: ``bad_model`` (missing, not a Stylepass model, not safetensors, bad
-    config, weights that do not match the config), ``no_cuda``, ``bad_request`` (unknown device
-    or engine, tile too small).
+    config, weights that do not match the config, an int8 model missing or out of date),
+    ``no_cuda``, ``bad_request`` (unknown device, engine or precision, int8 in torch, tile too small).
     """
+    if precision not in PRECISIONS:
+        raise StyliseError(f"unknown precision {precision!r}; precisions: {', '.join(PRECISIONS)}", "bad_request")
     if engine == "onnx":
         from .onnx_styliser import load_onnx_styliser
 
-        return load_onnx_styliser(Path(model_dir), device, tile, name)
+        return load_onnx_styliser(Path(model_dir), device, tile, name, precision)
+    if engine == "torch" and precision != "fp32":
+        raise StyliseError(f"--precision {precision} runs in ONNX Runtime only: use --engine onnx", "bad_request")
     if engine == "torch":
         try:
             from .torch_styliser import load_torch_styliser
@@ -461,6 +481,13 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
 
     A finished frame gets a line in ``out_dir/manifest.jsonl`` (``source``, ``exr``, ``png``,
     ``model``, ``input``, ``seconds``) after both of its files are in place.
+
+    Pipelined: while the model runs on a frame, a reader thread reads the next frame (when this
+    frame was stylised, not skipped) and a writer thread writes the previous one; a frame keeps
+    its claim until its files are written and recorded. `on_frame` is called in job order, from
+    this thread, a frame's "stylised" once its files are in place (after the next frame's model
+    run). When the run stops (an error, Ctrl-C), the frame being written is finished and recorded
+    first.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -469,40 +496,166 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
         raise StyliseError(f"{manifest} is a symbolic link: Stylepass keeps its manifest inside the output folder "
                            "and never writes through a link; remove it (or choose another --out)", "bad_request")
     summary = StyliseSummary()
-    for index, job in enumerate(jobs, start=1):
-        with frame_claim(out_dir, job) as claimed:
-            status = _stylise_claimed(styliser, job, manifest, summary, on_tile, on_note) if claimed else "taken"
-        if status == "taken":
-            summary.taken.append(job)
-        if on_frame is not None:
-            on_frame(index, len(jobs), job, status)
+    with _FramePipeline(styliser, manifest, summary, on_frame, len(jobs)) as pipeline:
+        for index, job in enumerate(jobs, start=1):
+            upcoming = jobs[index] if index < len(jobs) else None
+            claim = contextlib.ExitStack()
+            try:
+                claimed = claim.enter_context(frame_claim(out_dir, job))
+                written = pipeline.stylise(job, upcoming, on_tile, on_note) if claimed else None
+            except BaseException:
+                claim.close()
+                raise
+            try:
+                pipeline.finish_writing()  # the previous frame, in order
+            except BaseException:
+                if written is not None:
+                    wait([written[0]])  # no thread writes after the run has stopped
+                claim.close()
+                raise
+            if written is not None:
+                pipeline.writing = _Writing(index, job, claim, *written)
+                continue
+            claim.close()
+            status = "taken" if not claimed else pipeline.status
+            if status == "taken":
+                summary.taken.append(job)
+            pipeline.report(index, job, status)
     return summary
 
 
-def _stylise_claimed(styliser: Styliser, job: FrameJob, manifest: Path, summary: StyliseSummary,
-                     on_tile: TileCallback | None, on_note: NoteCallback | None) -> str:
-    """One claimed frame: skipped if finished, else stylised and recorded; returns its status."""
-    finished = {row["exr"]: row for row in read_jsonl(manifest) if isinstance(row.get("exr"), str)}
-    if is_finished(job, styliser.model_id, finished):
-        summary.skipped.append(job)
-        return "skipped"
-    for leftover in partials_of(job.output) + partials_of(job.preview):  # from a killed run
-        leftover.unlink(missing_ok=True)
-    try:
-        digest = input_digest(job.source)
-        timings = styliser.stylise_file(job.source, job.output, job.preview, on_tile, on_note)
-    except StyliseError as error:
-        if error.kind not in FRAME_PROBLEMS:
-            raise
-        summary.failed.append((job, error))
-        return "failed"
-    except FileNotFoundError as error:  # the input went away since the run started
-        summary.failed.append((job, StyliseError(str(error), "bad_input")))
-        return "failed"
-    append_jsonl(manifest, {"source": str(job.source.resolve()), "exr": job.output.name, "png": job.preview.name,
-                            "model": styliser.model_id, "input": digest, "seconds": round(timings.total_s, 3)})
-    summary.stylised.append(job)
-    return "stylised"
+def _read_input(source: Path) -> tuple[str, GBufferFrame]:
+    """(input digest, frame) of an export EXR, the digest taken first (as the manifest records it)."""
+    digest = input_digest(source)
+    return digest, read_frame(source)
+
+
+@dataclass
+class _Writing:
+    """A stylised frame whose files a writer thread is writing; its claim is held until recorded."""
+
+    index: int
+    job: FrameJob
+    claim: contextlib.ExitStack
+    future: Future[float]  # the write's seconds
+    digest: str
+    timings: FrameTimings
+
+
+class _FramePipeline:
+    """The reader and writer threads of :func:`stylise_jobs` and the frames in flight."""
+
+    def __init__(self, styliser: Styliser, manifest: Path, summary: StyliseSummary,
+                 on_frame: FrameCallback | None, total: int) -> None:
+        self.styliser, self.manifest, self.summary, self.on_frame, self.total = (
+            styliser, manifest, summary, on_frame, total)
+        self.reader = ThreadPoolExecutor(1, thread_name_prefix="stylepass-read")
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="stylepass-write")
+        self.ahead: tuple[Path, Future[tuple[str, GBufferFrame]]] | None = None  # the next frame, being read
+        self.writing: _Writing | None = None
+        self.status = ""  # of the last frame stylise() did not hand to the writer
+
+    def __enter__(self) -> _FramePipeline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.finish_writing()  # also when stopping: the frame being written is finished and recorded
+        finally:
+            if self.ahead is not None:
+                self.ahead[1].cancel()
+            self.reader.shutdown(wait=True, cancel_futures=True)
+            self.writer.shutdown(wait=True, cancel_futures=True)
+
+    def read(self, source: Path) -> Future[tuple[str, GBufferFrame]]:
+        """The read of `source`: the one started ahead, else a new one (an unused read ahead is dropped)."""
+        if self.ahead is not None:
+            (ahead_source, future), self.ahead = self.ahead, None
+            if ahead_source == source:
+                return future
+            future.cancel()
+        return self.reader.submit(_read_input, source)
+
+    def read_ahead(self, job: FrameJob | None) -> None:
+        """Start reading `job`'s frame (None: nothing), dropping an older read ahead."""
+        if self.ahead is not None:
+            self.ahead[1].cancel()
+            self.ahead = None
+        if job is not None:
+            self.ahead = (job.source, self.reader.submit(_read_input, job.source))
+
+    def stylise(self, job: FrameJob, upcoming: FrameJob | None, on_tile: TileCallback | None,
+                on_note: NoteCallback | None) -> tuple[Future[float], str, FrameTimings] | None:
+        """One claimed frame: None when skipped (finished already) or failed (``self.status`` says
+        which), else its write (handed to the writer thread), input digest and timings."""
+        finished = {row["exr"]: row for row in read_jsonl(self.manifest) if isinstance(row.get("exr"), str)}
+        if is_finished(job, self.styliser.model_id, finished):
+            self.summary.skipped.append(job)
+            self.status = "skipped"
+            return None
+        for leftover in partials_of(job.output) + partials_of(job.preview):  # from a killed run
+            leftover.unlink(missing_ok=True)
+        loading = self.read(job.source)
+        self.read_ahead(upcoming)
+        writes: list[Future[float]] = []
+
+        def write_later(write: Callable[[], None]) -> None:
+            writes.append(self.writer.submit(_timed, write))
+
+        try:
+            timings = self.styliser.stylise_file(job.source, job.output, job.preview, on_tile, on_note,
+                                                 frame=lambda: loading.result()[1], write_later=write_later)
+            digest = loading.result()[0]
+        except StyliseError as error:
+            if error.kind not in FRAME_PROBLEMS:
+                raise
+            self._failed(job, error)
+            return None
+        except FileNotFoundError as error:  # the input went away since the run started
+            self._failed(job, StyliseError(str(error), "bad_input"))
+            return None
+        if not writes:  # a stylise_file that wrote itself
+            done: Future[float] = Future()
+            done.set_result(0.0)
+            writes.append(done)
+        return writes[0], digest, timings
+
+    def _failed(self, job: FrameJob, error: StyliseError) -> None:
+        self.summary.failed.append((job, error))
+        self.status = "failed"
+
+    def finish_writing(self) -> None:
+        """Wait for the frame being written, record it and let go of its claim; report it."""
+        writing, self.writing = self.writing, None
+        if writing is None:
+            return
+        job = writing.job
+        try:
+            try:
+                write_s = writing.future.result()
+            except FileNotFoundError as error:  # the output folder went away under the writer
+                self.summary.failed.append((job, StyliseError(str(error), "bad_input")))
+                self.report(writing.index, job, "failed")
+                return
+            seconds = writing.timings.total_s + write_s
+            append_jsonl(self.manifest, {"source": str(job.source.resolve()), "exr": job.output.name,
+                                         "png": job.preview.name, "model": self.styliser.model_id,
+                                         "input": writing.digest, "seconds": round(seconds, 3)})
+        finally:
+            writing.claim.close()
+        self.summary.stylised.append(job)
+        self.report(writing.index, job, "stylised")
+
+    def report(self, index: int, job: FrameJob, status: str) -> None:
+        if self.on_frame is not None:
+            self.on_frame(index, self.total, job, status)
+
+
+def _timed(fn: Callable[[], None]) -> float:
+    """Run `fn`; its wall seconds."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 @contextlib.contextmanager

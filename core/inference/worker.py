@@ -134,7 +134,9 @@ class Worker:
         device = _field(message, "device", str, required=False) or "auto"
         tile = _field(message, "tile", int, required=False)
         engine = _field(message, "engine", str, required=False) or "onnx"
-        self.styliser = load_styliser(resolve_model_dir(model, preset), device, tile, name=preset, engine=engine)
+        precision = _field(message, "precision", str, required=False) or "fp32"
+        self.styliser = load_styliser(resolve_model_dir(model, preset), device, tile, name=preset, engine=engine,
+                                      precision=precision)
         return {"model": self.styliser.describe(), "device": self.styliser.device}
 
     def stylise(self, request_id: Any, message: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,10 @@ class UpBlock(nn.Module):
         super().__init__()
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
         self.conv = nn.Conv2d(in_channels + skip_channels, out_channels, 3, padding=1)
+        # A Python int, not up.shape[1]: an ONNX trace then slices the weights by constants, which
+        # the export folds into two fixed convolutions (ONNX Runtime packs those for its fast
+        # blocked layout; weights sliced at run time by a traced shape cost 3x on the CPU).
+        self.split = in_channels
         self.norm = make_norm(norm, out_channels)
         self.act = nn.ReLU()
 
@@ -62,7 +66,7 @@ class UpBlock(nn.Module):
         # the same weights: no full-resolution concatenated copy (a 1080p frame on the CPU: about
         # 20% faster); the weights and their names are those of the one convolution.
         up = self.up(x)
-        weight, split = self.conv.weight, up.shape[1]
+        weight, split = self.conv.weight, self.split
         out = F.conv2d(up, weight[:, :split], self.conv.bias, padding=1)
         out = out + F.conv2d(skip, weight[:, split:], None, padding=1)
         return self.act(self.norm(out))

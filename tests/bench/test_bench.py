@@ -208,3 +208,46 @@ def test_the_epe_layout_baseline_costs_what_the_official_generator_is_said_to() 
     epe = baselines_summary()[EPE_BASELINE]
     # the performance issue quotes about 22 TFLOP per 960x540 frame for the official generator
     assert epe["tflop_960x540"] == pytest.approx(epe["published_tflop_960x540"], rel=0.1)
+
+
+def test_quick_report_has_the_cpu_speed_section(report: dict[str, Any]) -> None:
+    section = report["cpu_speed"]
+    unit = section["reference_unit"]["ms"]
+    assert positive(unit) and section["reference_unit"]["channels"] == 64 and section["units_target"] == 3.0
+    presets = {f"preset:{p.parent.parent.name}" for p in presets_dir().glob("*/model/model.safetensors")}
+    rows = {(row["model"], row["path"]): row for row in section["rows"]}
+    for preset in presets:
+        for path in ("torch", "onnx_fp32"):
+            row = rows[(preset, path)]
+            stages = ("read", "prepare", "model", "finish", "write")
+            assert all(positive(row[f"{stage}_ms"]) for stage in stages) and positive(row["loop_ms"])
+            assert math.isclose(row["stages_ms"], sum(row[f"{stage}_ms"] for stage in stages))
+            assert math.isclose(row["loop_units"], row["loop_ms"] / unit)
+        int8 = rows[(preset, "onnx_int8")]  # the repository's presets: int8 made or refused with how to make it
+        assert "loop_ms" in int8 or "stylepass quantize" in int8["skipped"]
+    assert {row["model"] for row in section["presets"]} == presets
+
+
+def test_int8_is_kept_only_when_faster_and_within_the_quality_bar() -> None:
+    from stylepass.training.bench.cpu_speed import preset_summary, worst_units
+
+    def rows(int8_ms: float, fp32_db: float | None, int8_db: float | None) -> list[dict[str, Any]]:
+        check = {"fp32_psnr_vs_target_db": fp32_db, "int8_psnr_vs_target_db": int8_db, "psnr_int8_vs_fp32_db": 50.0}
+        return [{"model": "preset:toon", "size": "1920x1080", "path": "torch", "loop_ms": 900.0, "loop_units": 9.0},
+                {"model": "preset:toon", "size": "1920x1080", "path": "onnx_fp32", "loop_ms": 400.0,
+                 "loop_units": 4.0},
+                {"model": "preset:toon", "size": "1920x1080", "path": "onnx_int8", "loop_ms": int8_ms,
+                 "loop_units": int8_ms / 100.0, "int8_check": check}]
+
+    kept = preset_summary(rows(250.0, 30.0, 29.8))[0]
+    assert kept["int8"]["kept"] and kept["best_path"] == "onnx_int8" and kept["best_units"] == 2.5
+    assert kept["meets_target"] and kept["over_target_units"] == 0.0
+    assert worst_units({"cpu_speed": {"presets": [kept]}}) == (2.5, None)
+    slower = preset_summary(rows(500.0, 30.0, 30.0))[0]
+    assert not slower["int8"]["kept"] and "not faster" in slower["int8"]["why_not"]
+    assert slower["best_path"] == "onnx_fp32" and not slower["meets_target"] and slower["over_target_units"] == 1.0
+    worse = preset_summary(rows(250.0, 30.0, 29.5))[0]
+    assert not worse["int8"]["kept"] and "loses 0.50 dB" in worse["int8"]["why_not"]
+    unchecked = preset_summary(rows(250.0, None, None))[0]
+    assert not unchecked["int8"]["kept"] and "no quality check" in unchecked["int8"]["why_not"]
+    assert worst_units({"cpu_speed": {"presets": [{**kept, "size": "32x32"}]}})[0] is None

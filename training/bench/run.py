@@ -15,6 +15,9 @@ events and no host-device copies in the timed loop; CPU: float32 and ``time.perf
   model -> atomic EXR write) in ONNX Runtime, as ``stylepass stylise`` and the add-on run it, wall
   time, and the part beyond the model's own time; ``worker_torch``: the same in torch;
   ``runtimes``: the two side by side per preset and size, with torch's time over ONNX Runtime's.
+* ``cpu_speed`` (CPU): each preset's 1920x1080 frame through the ``stylepass stylise`` loop in
+  torch, ONNX Runtime float32 and int8, in ms and in reference units measured in the same run, and
+  where the time goes (:mod:`.cpu_speed`).
 * ``ratios`` and ``scaling``: each preset and family against its family's baseline, and the
   3840x2160 time over the 1920x1080 time; ``targets``: each target, its figure, pass or fail.
 
@@ -38,6 +41,7 @@ import torch
 from stylepass.core.inference.stylise import presets_dir
 
 from .candidates import all_candidates, baselines_summary
+from .cpu_speed import measure_cpu_speed
 from .environment import environment
 from .inference_timing import measure_inference, measure_tiled_8k
 from .settings import Log, Settings
@@ -49,8 +53,12 @@ SCHEMA = "stylepass-bench/1"
 
 
 def run_bench(device: torch.device, quick: bool = False, compile: bool = False, log: Log = print,
-              presets: Path | None = None) -> dict[str, Any]:
-    """Measure everything (see the module docstring) and return the report (JSON-ready)."""
+              presets: Path | None = None, cpu_speed_only: bool = False) -> dict[str, Any]:
+    """Measure everything (see the module docstring) and return the report (JSON-ready).
+
+    cpu_speed_only: measure the ``cpu_speed`` section alone (the others are left empty, their
+    targets not measured).
+    """
     settings = Settings.for_run(device, quick, compile)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -59,6 +67,13 @@ def run_bench(device: torch.device, quick: bool = False, compile: bool = False, 
     report["models"] = [{"name": c.name, "role": c.role, "family": c.family} for c in candidates]
     report["presets_without_model"] = missing
     report["baselines"] = baselines_summary()
+    if cpu_speed_only:
+        for section in ("inference", "tiled_8k", "training", "worker", "worker_torch", "runtimes", "ratios",
+                        "scaling"):
+            report[section] = []
+        report["cpu_speed"] = measure_cpu_speed(candidates, settings, log)
+        report["targets"] = evaluate_targets(report)
+        return report
     inference: list[dict[str, Any]] = []
     for candidate in candidates:
         inference += measure_inference(candidate, settings, log)
@@ -70,6 +85,7 @@ def run_bench(device: torch.device, quick: bool = False, compile: bool = False, 
     report["worker"] = measure_worker(candidates, inference, settings, log, engine="onnx")
     report["worker_torch"] = measure_worker(candidates, inference, settings, log, engine="torch")
     report["runtimes"] = runtime_ratios(report["worker"], report["worker_torch"])
+    report["cpu_speed"] = measure_cpu_speed(candidates, settings, log)
     report["ratios"] = ratios(inference)
     report["scaling"] = scaling(inference)
     report["targets"] = evaluate_targets(report)

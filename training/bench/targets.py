@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .candidates import EPE_BASELINE, TRAIN_BASELINE, UNET_BASELINE
+from .cpu_speed import UNITS_TARGET, worst_units
 
 GB = 1e9
 
@@ -136,6 +137,9 @@ TARGETS = (
            "ms", 150.0, False, "cuda", _ms("worker", None, "1920x1080", "beyond_model_ms")),
     Target("cpu_pix2pix_1080p_s", "CPU: a 1920x1080 frame through a pix2pix preset (worker, end to end) in under 3 s",
            "s", 3.0, False, "cpu", _ms("worker", "unet", "1920x1080", "total_ms", 1e-3)),
+    Target("cpu_1080p_units", "CPU: every preset's 1920x1080 frame through the stylise loop (per frame in a "
+           "sequence, its fastest kept precision) within 3 reference units (issue 16)", "units", UNITS_TARGET, False,
+           "cpu", worst_units),
     Target("cpu_enhance_512_s", "CPU: a 512x512 frame through the enhance (RAD) preset (worker, end to end) in "
            "under 2 s", "s", 2.0, False, "cpu", _ms("worker", "rad", "512x512", "total_ms", 1e-3)),
 )

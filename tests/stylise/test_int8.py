@@ -1,0 +1,157 @@
+"""int8 models: ``stylepass quantize`` writes model.int8.onnx (Kuwahara stage left in float32),
+``stylise --precision int8`` runs it, and a missing or out-of-date one is refused with the command
+that makes it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from stylepass.blender_addon.contract.exit_codes import ExitCode
+from stylepass.blender_addon.contract.worker_protocol import INT8_MODEL
+from stylepass.core.cli import main
+from stylepass.core.inference.onnx_quantize import calibration_frames, psnr, quantize_model
+from stylepass.core.inference.stylise import StyliseError, frame_jobs, load_styliser, read_frame
+from stylepass.core.models import UNetConfig
+
+from .conftest import write_model
+
+# A painterly-like model: edge guides and a Kuwahara stage that must stay float32.
+TINY_PAINTERLY = UNetConfig(base_width=4, depth=2, gbuffer_passes=("albedo", "normal", "depth"), edge_guides=True,
+                            kuwahara_radius=2)
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory: pytest.TempPathFactory, export_folder: Path) -> Path:
+    """A tiny painterly-like model folder with its int8 model, calibrated on the export folder."""
+    model_dir = write_model(tmp_path_factory.mktemp("int8") / "model", TINY_PAINTERLY)
+    report = quantize_model(model_dir, export_folder, log=lambda line: None)
+    assert report.path == model_dir / INT8_MODEL and report.calibration_frames >= 1
+    return model_dir
+
+
+def test_quantize_writes_an_int8_model_that_matches_fp32(quantized: Path, export_folder: Path) -> None:
+    model = onnx.load(str(quantized / INT8_MODEL))
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
+    # every learned convolution reads dequantized int8 weights; the Kuwahara stage has no Q/DQ at all
+    producers = {output: node for node in model.graph.node for output in node.output}
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            quantized_weights = node.input[1] in producers and producers[node.input[1]].op_type == "DequantizeLinear"
+            assert quantized_weights == ("/kuwahara/" not in node.name), node.name
+    assert not [n.name for n in model.graph.node if "/kuwahara/" in n.name and "Quantize" in n.op_type]
+    meta = {prop.key: prop.value for prop in model.metadata_props}
+    assert meta["stylepass.precision"] == "int8" and meta["stylepass.family"] == "unet"
+    check = json.loads(meta["stylepass.int8_check"])
+    assert check["psnr_int8_vs_fp32_db"] > 30.0
+
+    fp32 = load_styliser(quantized, "cpu")
+    int8 = load_styliser(quantized, "cpu", precision="int8")
+    assert int8.model_id == f"{fp32.model_id}:int8" and "int8" in int8.runtime
+    frame = read_frame(frame_jobs(export_folder, quantized / "out")[0].source)
+    reference, result = fp32.stylise(frame), int8.stylise(frame)
+    assert result.shape == reference.shape and np.isfinite(result).all()
+    assert psnr(result / (1 + result), reference / (1 + reference)) > 30.0
+    assert not np.array_equal(result, reference)  # it really ran the int8 graph
+
+
+def test_stylise_precision_int8_cli(quantized: Path, export_folder: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["stylise", str(export_folder), "--model", str(quantized), "--out", str(out), "--device", "cpu",
+                 "--precision", "int8"]) == ExitCode.OK
+    assert len(list(out.glob("stylised_*.exr"))) == 3
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert all(row["model"].endswith(":int8") for row in rows)
+    # fp32 into the same folder redoes every frame: the int8 ones are another model's
+    assert main(["stylise", str(export_folder), "--model", str(quantized), "--out", str(out),
+                 "--device", "cpu"]) == ExitCode.OK
+    assert "3 stylised, 0 already finished" in capsys.readouterr().err
+
+
+def test_a_missing_int8_model_exits_2_saying_how_to_make_it(tmp_path: Path, export_folder: Path, capsys) -> None:
+    model_dir = write_model(tmp_path / "model", TINY_PAINTERLY)
+    code = main(["stylise", str(export_folder), "--model", str(model_dir), "--out", str(tmp_path / "out"),
+                 "--precision", "int8"])
+    assert code == ExitCode.BAD_INPUT
+    err = " ".join(capsys.readouterr().err.split())
+    assert INT8_MODEL in err and "stylepass quantize" in err and "--precision fp32" in err
+    with pytest.raises(StyliseError, match="ONNX Runtime only"):
+        load_styliser(model_dir, "cpu", engine="torch", precision="int8")
+    with pytest.raises(StyliseError, match="unknown precision"):
+        load_styliser(model_dir, "cpu", precision="fp16")
+
+
+def test_an_int8_model_of_other_weights_is_refused(quantized: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(quantized, model_dir)
+    load_styliser(model_dir, "cpu", precision="int8")  # a copy of the folder is the same model
+    write_model(model_dir, TINY_PAINTERLY, seed=1)  # retrained: new weights, old int8 file
+    with pytest.raises(StyliseError, match="out of date") as error:
+        load_styliser(model_dir, "cpu", precision="int8")
+    assert error.value.kind == "bad_model" and "stylepass quantize" in str(error.value)
+    (model_dir / INT8_MODEL).write_bytes((model_dir / "model.onnx").read_bytes())  # an fp32 graph renamed
+    with pytest.raises(StyliseError, match="not an int8 model"):
+        load_styliser(model_dir, "cpu", precision="int8")
+
+
+def test_calibration_frames_of_a_dataset_and_of_an_export(tmp_path: Path, export_folder: Path) -> None:
+    sources = sorted(export_folder.glob("frame_*.exr"))
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    rows = []
+    for index, source in enumerate(sources):
+        shutil.copy(source, dataset / source.name)
+        shutil.copy(source.with_suffix(".json"), dataset / source.with_suffix(".json").name)
+        Image.new("RGB", (48, 40)).save(dataset / f"target_{index}.png")
+        rows.append({"input": source.name, "target": f"target_{index}.png",
+                     "split": "val" if index == 2 else "train"})
+    (dataset / "pairs.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    calibrate, check = calibration_frames(dataset)
+    assert [f.source.name for f in calibrate] == [s.name for s in sources[:2]]
+    assert [f.source.name for f in check] == [sources[2].name] and check[0].target == dataset / "target_2.png"
+    calibrate, check = calibration_frames(export_folder)
+    assert {f.source for f in calibrate}.isdisjoint({f.source for f in check}) and calibrate and check
+    with pytest.raises(StyliseError, match="neither a dataset"):
+        calibration_frames(tmp_path / "dataset" / "..")
+
+
+def test_quantize_cli_bad_calibration_folder_exits_2(tmp_path: Path, capsys) -> None:
+    model_dir = write_model(tmp_path / "model", TINY_PAINTERLY)
+    assert main(["quantize", str(model_dir), "--data", str(tmp_path / "missing")]) == ExitCode.BAD_INPUT
+    assert "calibration folder not found" in capsys.readouterr().err
+    assert not (model_dir / INT8_MODEL).exists()
+
+
+def test_the_worker_loads_an_int8_model_on_request(quantized: Path, tmp_path: Path) -> None:
+    from stylepass.core.inference.worker import Worker
+
+    replies: list[dict] = []
+    worker = Worker(replies.append)
+    worker.handle(json.dumps({"id": 1, "cmd": "load", "model": str(quantized), "device": "cpu", "precision": "int8"}))
+    assert replies[-1]["ok"] and replies[-1]["model"]["runtime"].endswith(" int8")
+    bare = write_model(tmp_path / "bare", TINY_PAINTERLY)
+    worker.handle(json.dumps({"id": 2, "cmd": "load", "model": str(bare), "device": "cpu", "precision": "int8"}))
+    assert replies[-1]["kind"] == "bad_model" and "stylepass quantize" in replies[-1]["error"]
+    worker.handle(json.dumps({"id": 3, "cmd": "shutdown"}))
+
+
+def test_an_int8_model_beside_model_onnx_alone(quantized: Path, tmp_path: Path) -> None:
+    """A folder of ONNX files alone (as the Blender extension ships presets): the int8 model is
+    checked against the model.onnx it was made from."""
+    folder = tmp_path / "onnx_only"
+    folder.mkdir()
+    for name in ("model.onnx", INT8_MODEL):
+        shutil.copy(quantized / name, folder / name)
+    assert load_styliser(folder, "cpu", precision="int8").model_id.endswith(":int8")
+    other = write_model(tmp_path / "other", TINY_PAINTERLY, seed=2)
+    load_styliser(other, "cpu")  # writes its model.onnx
+    shutil.copy(other / "model.onnx", folder / "model.onnx")  # model.onnx replaced, int8 kept
+    with pytest.raises(StyliseError, match="out of date"):
+        load_styliser(folder, "cpu", precision="int8")
