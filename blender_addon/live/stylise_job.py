@@ -124,14 +124,15 @@ def stop_workers() -> None:
     _workers.clear()
 
 
-def model_request(choice: str) -> dict[str, str]:
-    """``load`` fields for the panel's model setting: a model folder, else a preset name."""
+def model_request(choice: str, precision: str = "fp32") -> dict[str, str]:
+    """``load`` fields for the panel's model setting (a model folder, else a preset name) and precision."""
     choice = choice.strip()
     if not choice:
         raise BadInputError("no model or preset chosen: pick a preset (e.g. toon) or a model folder in the "
                             "Stylepass panel")
     folder = Path(bpy.path.abspath(choice))
-    return {"model": str(folder)} if folder.is_dir() else {"preset": choice}
+    source = {"model": str(folder)} if folder.is_dir() else {"preset": choice}
+    return {**source, "precision": precision}
 
 
 def stylised_path(out_dir: Path, model_name: str, frame: int) -> Path:
@@ -147,7 +148,7 @@ def stylise_steps(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, frame
     when every frame succeeded.
     """
     settings = scene.stylepass
-    request = model_request(settings.model)
+    request = model_request(settings.model, settings.precision)
     out_dir = gbuffer_export.output_dir_from_setting(settings.output_dir)
     missing = passes.missing_required(scene, view_layer)
     if missing:

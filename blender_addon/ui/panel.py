@@ -88,7 +88,9 @@ def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
     row = layout.row(align=True)
     row.prop(scene.stylepass, "model")
     row.operator("stylepass.choose_model_folder", text="", icon="FILE_FOLDER")
-    layout.prop(scene.stylepass, "device")
+    row = layout.row(align=True)
+    row.prop(scene.stylepass, "device")
+    row.prop(scene.stylepass, "precision", text="")
     layout.label(text=stylise_job.runtime_summary(), icon="SYSTEM")
     layout.prop(scene.stylepass, "stylise_on_render")
     if job.state == "RUNNING":

@@ -36,6 +36,7 @@ scene.cycles.samples = 4
 scene.stylepass.output_dir = OUT
 scene.stylepass.model = "toon"
 scene.stylepass.device = "cpu"
+scene.stylepass.precision = "int8"  # the shipped model.int8.onnx, through the extension's ONNX Runtime
 assert bpy.ops.stylepass.setup_passes() == {"FINISHED"}
 assert bpy.ops.stylepass.stylise() == {"FINISHED"}, bpy.context.window_manager.stylepass_job.message
 
@@ -69,6 +70,7 @@ def test_the_zip_installs_in_a_clean_blender_and_stylises_a_real_asset(tmp_path)
 
     installed = tmp_path / "user" / "extensions" / "user_default" / "stylepass"
     assert (installed / "presets" / "toon" / "model" / "model.onnx").is_file() and not installed.is_symlink()
+    assert (installed / "presets" / "toon" / "model" / "model.int8.onnx").is_file()
     assert result["runtime"] == "Blender's Python with the extension's ONNX Runtime"
     assert result["python"] == sys.executable
     assert result["loaded"] == [], "Blender's process imported torch or onnxruntime"

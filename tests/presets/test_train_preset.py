@@ -69,7 +69,7 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
 
     model = preset / "model"
     assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()
-    assert (model / "model.onnx").is_file()
+    assert (model / "model.onnx").is_file() and (model / "model.int8.onnx").is_file()
     assert json.loads((model / "config.json").read_text())["model"]["family"] == "unet"
     assert sorted(p.name for p in preset.iterdir() if p.name.startswith(".")) == []  # no temporary left
 
@@ -87,6 +87,7 @@ def test_train_preset_sketch_end_to_end(tmp_path: Path) -> None:
 
     card = (preset / "CARD.md").read_text()
     for needed in ("PSNR", "SSIM", "untouched input", "ms per 512x512 frame", "4 steps", "3 procedural scenes",
+                   "| int8 |",
                    "albedo, normal, depth"):
         assert needed in card, f"{needed!r} missing from the card:\n{card}"
     report = json.loads((preset / "real_assets.json").read_text())

@@ -52,7 +52,7 @@ PLATFORMS: dict[str, tuple[str, ...]] = {
 RUNTIME_PACKAGES = ("core/io", "core/inference", "blender_addon/contract")
 # Modules of those packages that need torch: left out of the zip (the worker runs ONNX Runtime).
 TORCH_MODULES = ("predict.py", "torch_styliser.py", "onnx_export.py")
-PRESET_FILES = ("model/model.onnx", "thumbnail.png", "CARD.md")
+PRESET_FILES = ("model/model.onnx", "model/model.int8.onnx", "thumbnail.png", "CARD.md")  # int8: when made
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 
 
@@ -111,7 +111,7 @@ def stage_source(stage: Path, platforms: list[str]) -> None:
     for preset in sorted((ROOT / "presets").iterdir()):
         if (preset / PRESET_FILES[0]).is_file():
             check_current_onnx(preset / "model", stage / "runtime")
-            for name in PRESET_FILES:
+            for name in (name for name in PRESET_FILES if (preset / name).is_file()):
                 (stage / "presets" / preset.name / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(preset / name, stage / "presets" / preset.name / name)
     build_engine_wheel(stage / "engine")

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 # What each shipped preset does: the card's first line.
-PRESET_KINDS = {"enhance": "a real-time render (Eevee, ray tracing off) made to look like a 256-sample "
-                           "Cycles path-traced render with global illumination (RAD generator)",
+PRESET_KINDS = {"enhance": "a real-time render (Eevee, 16 samples, ray tracing on) made to look like a "
+                           "256-sample Cycles path-traced render with global illumination (RAD generator)",
                 "toon": "flat colour bands and ink lines (pix2pix U-Net)",
                 "painterly": "the brush-stroke look of a Kuwahara filter (pix2pix U-Net)",
                 "sketch": "pencil lines on paper white (pix2pix U-Net)"}
@@ -60,6 +60,23 @@ evaluate` in {real['runtime']}, median):
 {eevee_note}"""
 
 
+def int8_section(real: dict[str, Any]) -> str:
+    """The int8 model's figures (``stylepass stylise --precision int8``) beside float32's, same scenes."""
+    int8 = real.get("int8")
+    if not int8:
+        return ""
+    fp32, fast = real["means"]["model"], int8["means"]
+    return f"""
+The int8 model (`model.int8.onnx`, `stylepass stylise --precision int8`: its convolutions in int8,
+the fast path on a CPU) on the same scenes:
+
+| | PSNR (dB) | SSIM | fine detail |
+|---|---|---|---|
+| float32 | {fp32['psnr']:.2f} | {fp32['ssim']:.4f} | {fp32['detail']:.2f} |
+| int8 | {fast['psnr']:.2f} | {fast['ssim']:.4f} | {fast['detail']:.2f} |
+"""
+
+
 def real_assets_section(real: dict[str, Any] | None) -> str:
     """The card's figures on held-out real assets (the means of `stylepass evaluate`'s report)."""
     if real is None:
@@ -93,7 +110,7 @@ The shared glTF assets ({', '.join(real['assets'])}), never used in training, in
 {denoise_note}
 {bars}
 `real_assets.png`: {' | '.join(real['columns'])} of the first scenes.
-"""
+{int8_section(real)}"""
 
 
 def preset_card(name: str, info: dict[str, Any]) -> str:

@@ -210,12 +210,17 @@ def prepare_work(plan: RunPlan, request: PresetRequest) -> None:
                                                   + dumps_toml(plan.config)).encode())
 
 
-def export_candidate(stylepass: Path, run_dir: Path, work: Path) -> tuple[Path, float]:
-    """Export the run into the work folder's model/ (atomically: the folder is whole or absent).
-    Returns the candidate's folder and the export's seconds."""
+def export_candidate(stylepass: Path, run_dir: Path, work: Path, dataset: Path) -> tuple[Path, float]:
+    """Export the run into the work folder's model/ (atomically: the folder is whole or absent), with
+    its int8 model (``stylepass quantize``, calibrated on the run's `dataset`). Returns the candidate's
+    folder and the export's seconds (quantization included)."""
     candidate = work / "model"
-    export_s = write_folder_atomic(candidate, lambda temp: run_stage(
-        "export", [stylepass, "export-model", run_dir, "--out", temp, "--onnx"]))
+
+    def export(temp: Path) -> float:
+        return (run_stage("export", [stylepass, "export-model", run_dir, "--out", temp, "--onnx"])
+                + run_stage("export", [stylepass, "quantize", temp, "--data", dataset]))
+
+    export_s = write_folder_atomic(candidate, export)
     return candidate, export_s
 
 
@@ -242,13 +247,16 @@ def evaluate_real_assets(stylepass: Path, plan: RunPlan, model_dir: Path,
         say(f"[real assets] {recipe} not found: no figures on real assets in the card, and the quality "
             f"bars (bars.toml) are not checked")
         return None
-    data, evaluation = work / "real_assets", work / "real_assets_eval"
+    data, evaluation, evaluation_int8 = work / "real_assets", work / "real_assets_eval", work / "real_assets_eval_int8"
     say(f"[real assets] held-out real assets from {recipe} into {data}")
     run_stage("real assets", [stylepass, "dataset", recipe, "--out", data, "--blender", request.blender])
     run_stage("real assets", [stylepass, "evaluate", model_dir, "--data", data, "--out", evaluation,
                               "--device", request.device, "--blender", request.blender, "--sheet-rows", "3"])
+    run_stage("real assets", [stylepass, "evaluate", model_dir, "--data", data, "--out", evaluation_int8,
+                              "--precision", "int8", "--no-denoise", "--sheet-rows", "1"])
     report = json.loads((evaluation / "report.json").read_text())
     timing = json.loads((evaluation / "timing.json").read_text())
+    int8 = json.loads((evaluation_int8 / "report.json").read_text())
     means = report["means"]
     recipe_record = report["dataset"]["identity"]["recipe"]
     width, height = recipe_record["dataset"]["resolution"]
@@ -257,6 +265,7 @@ def evaluate_real_assets(stylepass: Path, plan: RunPlan, model_dir: Path,
             "columns": ["input", "output", "target"] + [m for m in ("denoise", "peer") if m in means],
             "peer": recipe_record.get("peer"), "render_seconds": report.get("render_seconds"),
             "model_seconds": timing["model_seconds_median"], "runtime": timing["runtime"],
+            "int8": {"means": int8["means"]["model"], "scenes": {s: f["model"] for s, f in int8["scenes"].items()}},
             "beats_input": all(means["model"][k] > means["input"][k] for k in ("psnr", "ssim")),
             "missed_bars": missed_bars(report, load_bars(preset)),
             "report": str(evaluation / "report.json"), "sheet": str(evaluation / report["sheet"])}
@@ -310,7 +319,7 @@ def run_stages(stylepass: Path, plan: RunPlan, request: PresetRequest) -> None:
     metrics = {"psnr": finals[-1]["val/psnr"], "ssim": finals[-1]["val/ssim"], "step": plan.steps}
 
     # 3. export: the candidate model, in the work folder
-    candidate, export_s = export_candidate(stylepass, run_dir, plan.work)
+    candidate, export_s = export_candidate(stylepass, run_dir, plan.work, dataset)
     weights_mb = (candidate / "model.safetensors").stat().st_size / 1e6
     model_config = json.loads((candidate / "config.json").read_text())["model"]
     say(f"[export] {candidate} ({weights_mb:.1f} MB)")
