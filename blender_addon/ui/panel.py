@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import bpy
 
+from .. import ADDON_DIR
 from ..contract.headless_protocol import JobError
 from ..contract.keyframes import list_keyframes
+from ..contract.preset_input import input_warning, trained_input
 from ..live import stylise_job
+from ..live.worker_runtime import presets_folder
 from ..scene import compositor_nodes, gbuffer_export, passes
 from .train_style_operators import PREVIEW_IMAGE
 
@@ -80,6 +83,17 @@ def draw_job_outcome(layout: bpy.types.UILayout, job: bpy.types.PropertyGroup) -
         layout.label(text=job.message, icon="CHECKMARK" if job.state == "DONE" else "INFO")
 
 
+def render_input_warning(scene: bpy.types.Scene) -> str | None:
+    """When the chosen preset was trained on another render than the scene makes (e.g. enhance on
+    Eevee with ray tracing, the scene in Cycles): what to change."""
+    presets = presets_folder(ADDON_DIR)
+    name = scene.stylepass.model.strip()
+    if presets is None or not name or not (presets / name).is_dir():
+        return None
+    ray_tracing = getattr(scene.eevee, "use_raytracing", None)
+    return input_warning(name, trained_input(presets / name / "model"), scene.render.engine, ray_tracing)
+
+
 def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
                          job: bpy.types.PropertyGroup) -> None:
     """Style choice, the stylise buttons, and the job's state (running, failed, done)."""
@@ -88,6 +102,8 @@ def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
     row = layout.row(align=True)
     row.prop(scene.stylepass, "model")
     row.operator("stylepass.choose_model_folder", text="", icon="FILE_FOLDER")
+    if warning := render_input_warning(scene):
+        layout.label(text=warning, icon="ERROR")
     row = layout.row(align=True)
     row.prop(scene.stylepass, "device")
     row.prop(scene.stylepass, "precision", text="")

@@ -90,10 +90,25 @@ def run_stylise(args: argparse.Namespace) -> int:
                                   precision=args.precision)
         console.print(f"model {styliser.name} ({styliser.family}) in {styliser.runtime} on {styliser.device}; "
                       f"{len(jobs)} frame(s) -> {args.out}", markup=False, highlight=False)
+        if warning := _input_warning(styliser.name, model_dir, jobs[0].source):
+            print_warning(console, warning)
         return _stylise_all(styliser, jobs, Path(args.out), console)
 
     return run_model_command(console, stylise_all, cannot_write=f"cannot write to {args.out}",
                              on_cancel="run the same command again to resume")
+
+
+def _input_warning(name: str, model_dir: Path, frame: Path) -> str | None:
+    """A warning when the first frame's engine is not the one the preset was trained on."""
+    from stylepass.blender_addon.contract.preset_input import input_warning, trained_input
+
+    from ..io.gbuffer import GBufferError, read_sidecar, sidecar_path
+
+    try:
+        engine = str(read_sidecar(sidecar_path(frame)).get("engine", ""))
+    except GBufferError:
+        return None  # the frame loop names an unreadable frame
+    return input_warning(name, trained_input(model_dir), engine)
 
 
 def _stylise_all(styliser: Styliser, jobs: list[FrameJob], out_dir: Path, console: Console) -> int:

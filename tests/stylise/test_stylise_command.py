@@ -126,6 +126,19 @@ def test_presets_need_a_trained_model(tmp_path, export_folder, monkeypatch, caps
     assert "model toon (rad)" in capsys.readouterr().err
 
 
+def test_a_render_of_another_engine_than_the_preset_learnt_gets_a_warning(tmp_path, monkeypatch, capsys):
+    """enhance learnt Eevee renders: a Cycles frame is stylised, with a warning that says what to change."""
+    [source] = write_export(tmp_path / "export", [smooth_frame(24, 32)])
+    sidecar = json.loads(source.with_suffix(".json").read_text())
+    source.with_suffix(".json").write_text(json.dumps({**sidecar, "engine": "CYCLES"}))
+    monkeypatch.setenv(PRESETS_ENV, str(tmp_path / "presets"))
+    write_model(tmp_path / "presets" / "enhance" / "model", TINY_RAD)
+    (tmp_path / "presets" / "enhance" / "dataset.toml").write_text('[input]\nengine = "eevee"\nindirect = true\n')
+    assert stylise(source, "--preset", "enhance", "--out", tmp_path / "out") == ExitCode.OK
+    assert ("warning: enhance was trained on Eevee renders with ray tracing on; this is a Cycles render: render "
+            "in Eevee for its best result") in " ".join(capsys.readouterr().err.split())
+
+
 def test_pickled_weights_are_refused(tmp_path, export_folder, capsys):
     model_dir = write_model(tmp_path / "model", TINY_RAD)
     torch.save(build_generator(TINY_RAD).state_dict(), model_dir / "model.safetensors")

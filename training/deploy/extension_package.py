@@ -52,7 +52,8 @@ PLATFORMS: dict[str, tuple[str, ...]] = {
 RUNTIME_PACKAGES = ("core/io", "core/inference", "blender_addon/contract")
 # Modules of those packages that need torch: left out of the zip (the worker runs ONNX Runtime).
 TORCH_MODULES = ("predict.py", "torch_styliser.py", "onnx_export.py")
-PRESET_FILES = ("model/model.onnx", "model/model.int8.onnx", "thumbnail.png", "CARD.md")  # int8: when made
+# int8: when made; dataset.toml: the render the preset was trained on (the panel warns on another)
+PRESET_FILES = ("model/model.onnx", "model/model.int8.onnx", "thumbnail.png", "CARD.md", "dataset.toml")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 
 
