@@ -285,7 +285,7 @@ def test_a_peer_render_is_written_beside_each_pair_with_the_render_times(blender
     peer = read_linear_exr(tmp_path / "dataset" / row["peer"])
     assert peer.shape == frame.beauty.shape == (3, 64, 64)
     lit = frame.valid > 0
-    assert peer[:, lit].mean() > frame.beauty[:, lit].mean() * 1.05, "indirect light adds to the direct-only input"
+    assert peer[:, lit].mean() > frame.beauty[:, lit].mean() * 1.01, "indirect light adds to the direct-only input"
 
 
 def test_a_full_disk_stops_the_job_with_a_clear_message_and_keeps_finished_pairs(blender, tmp_path):

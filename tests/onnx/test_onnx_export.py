@@ -148,7 +148,8 @@ def test_export_model_cli_writes_onnx_beside_a_shipped_preset(tmp_path: Path, ca
     assert run_cli("export-model", str(preset), "--out", str(preset), "--onnx") == ExitCode.OK
     assert "ONNX model written to" in capsys.readouterr().out
     assert (preset / "model.safetensors").stat().st_mtime_ns == weights_before  # not rewritten
-    assert sorted(p.name for p in preset.iterdir()) == ["config.json", "model.onnx", "model.safetensors"]
+    assert sorted(p.name for p in preset.iterdir()) == [  # the shipped int8 model is left as it was
+        "config.json", "model.int8.onnx", "model.onnx", "model.safetensors"]
     session = onnxruntime.InferenceSession(str(preset / ONNX_MODEL), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["beauty", "albedo", "normal", "depth", "valid"]
 
