@@ -86,8 +86,8 @@ def real_assets_section(real: dict[str, Any] | None) -> str:
                                      "would pick instead")}
     rows = "\n".join(f"| {names[method]} | {real['means'][method]['psnr']:.2f} | {real['means'][method]['ssim']:.4f} | "
                      f"{real['means'][method]['detail']:.2f} |" for method in names if method in real["means"])
-    denoise_note = ("\nThe Denoise node takes noise away, nothing more; what the model adds is the light the "
-                    "fast render lacks.\n" if "denoise" in real["means"] else "")
+    denoise_note = ("\nThe Denoise node takes noise away, nothing more: light the fast render lacks (bounces, "
+                    "reflections) it cannot add.\n" if "denoise" in real["means"] else "")
     if "peer" in real["means"]:
         denoise_note += ("\nThe peer is what a user would render instead of running the model, at about the same "
                          "cost: the same scene, re-rendered with the settings above.\n" + cost_section(real))
