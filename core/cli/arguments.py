@@ -7,10 +7,15 @@ import argparse
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stylepass.blender_addon.contract.worker_protocol import ENGINES, PRECISIONS
 
 from .blender_runtime import SUPPORTED_VERSIONS
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console
 
 Handler = Callable[[argparse.Namespace], int]  # runs a parsed command; returns its exit code
 
@@ -57,6 +62,26 @@ def add_device_argument(parser: argparse.ArgumentParser,
                         help: str = "where the model runs: auto (CUDA when available), cpu, cuda or cuda:N") -> None:
     """``--device auto|cpu|cuda|cuda:N`` (default auto: CUDA when the runtime has it, else the CPU)."""
     parser.add_argument("--device", type=device_name, default="auto", metavar="DEVICE", help=help)
+
+
+def training_device(requested: str, console: Console, cpu_note: str) -> torch.device | None:
+    """The torch device a training command's ``--device`` asks for: auto takes CUDA when there is
+    one, else the CPU with a warning ending in `cpu_note` (what CPU training costs). Prints the
+    error and returns None when CUDA is asked for but missing (the caller exits 2)."""
+    import torch
+
+    from ..inference.predict import resolve_device
+    from .blender_job import print_error, print_warning
+
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+        if requested == "cpu":
+            print_warning(console, f"no usable CUDA device: training on the CPU ({cpu_note})")
+    try:
+        return resolve_device(requested)
+    except RuntimeError as error:
+        print_error(console, str(error))
+        return None
 
 
 def add_engine_argument(parser: argparse.ArgumentParser) -> None:

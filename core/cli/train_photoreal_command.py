@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 
-from .arguments import CommandText, add_command, add_device_argument
+from .arguments import CommandText, add_command, add_device_argument, training_device
 from .blender_job import make_console, print_error, print_warning
 
 EPILOG = """outputs:
@@ -68,25 +68,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_train_photoreal(args: argparse.Namespace) -> int:
     """Prepare the photos, train, export and preview; returns the exit code."""
     console = make_console()
-    import torch
 
-    from stylepass.core.inference.predict import resolve_device
     from stylepass.training.loop.photoreal import train_photoreal
     from stylepass.training.loop.run_control import NonFiniteLossError, StepProgress
     from stylepass.training.loop.stop_signals import handled_signals, raise_keyboard_interrupt
 
     from .train_command import input_errors
 
-    requested = args.device
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-        if requested == "cpu":
-            print_warning(console, "no usable CUDA device: training on the CPU (about 2 s a step at the defaults "
-                                   "on a 2-core CPU; Ctrl-C keeps a checkpoint, --resume goes on; docs/photoreal.md)")
-    try:
-        device = resolve_device(requested)
-    except RuntimeError as error:
-        print_error(console, str(error))
+    device = training_device(args.device, console, "about 2 s a step at the defaults on a 2-core CPU; Ctrl-C "
+                                                    "keeps a checkpoint, --resume goes on; docs/photoreal.md")
+    if device is None:
         return ExitCode.BAD_INPUT
     if args.photo_size is not None and args.photo_size < 1:
         print_error(console, f"--photo-size must be >= 1, got {args.photo_size}")

@@ -13,7 +13,7 @@ from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.headless_protocol import encode_event
 from stylepass.training.loop.stop_signals import StopRequest
 
-from .arguments import CommandText, add_command, add_device_argument
+from .arguments import CommandText, add_command, add_device_argument, training_device
 from .blender_job import make_console, print_error, print_warning
 
 EPILOG = """outputs:
@@ -85,7 +85,6 @@ def run_train_style(args: argparse.Namespace) -> int:
     import torch
 
     from stylepass.blender_addon.contract.keyframes import list_keyframes
-    from stylepass.core.inference.predict import resolve_device
     from stylepass.training.loop.run_control import NonFiniteLossError, StepProgress
     from stylepass.training.loop.train_style import TUNED_MAX_KEYFRAMES, TrainStyleError, train_style
 
@@ -95,16 +94,9 @@ def run_train_style(args: argparse.Namespace) -> int:
         print_error(console, f"--threads must be >= 1, got {threads}")
         return ExitCode.BAD_INPUT
     torch.set_num_threads(threads)
-    requested = args.device
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-        if requested == "cpu":
-            print_warning(console, "no usable CUDA device: training on the CPU (the defaults took 8 minutes "
-                                   "on a 2-core CPU; --minutes sets a budget)")
-    try:
-        device = resolve_device(requested)
-    except RuntimeError as error:
-        print_error(console, str(error))
+    device = training_device(args.device, console, "the defaults took 8 minutes on a 2-core CPU; --minutes "
+                                                    "sets a budget")
+    if device is None:
         return ExitCode.BAD_INPUT
     count = len(list_keyframes(args.export)) if args.export.is_dir() else 0
     if count > TUNED_MAX_KEYFRAMES:
