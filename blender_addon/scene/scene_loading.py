@@ -212,4 +212,5 @@ def build_demo_scene() -> bpy.types.Scene:
     scene.frame_end = DEMO_FRAMES
     frame_camera_on(scene, objects[1:], azimuth_deg=20.0, elevation_deg=25.0)
     add_default_lighting(scene)
+    scene.eevee.use_raytracing = True  # rendered in Eevee: its reflections on, the render enhance learnt
     return scene
