@@ -26,7 +26,9 @@ def test_preset_stylises_every_shared_asset(asset_exports, preset):
         assert rgb.shape == (3, *frame.size) and rgb.dtype == np.float32, asset
         assert np.isfinite(rgb).all() and rgb.min() >= 0, asset
         shown, before = linear_to_srgb8(rgb).astype(float), linear_to_srgb8(frame.beauty).astype(float)
-        # A preset changes the picture (not an identity), without washing it out to one colour.
-        assert np.abs(shown - before).mean() > 2.0, f"{preset} left {asset} unchanged"
+        # A preset changes the picture (not an identity), without washing it out to one colour. Enhance
+        # corrects light, it does not restyle: on the demo scene it moves pixels by about 2 of 255.
+        changed = 0.5 if preset == "enhance" else 2.0
+        assert np.abs(shown - before).mean() > changed, f"{preset} left {asset} unchanged"
         assert shown.std() > 1.5, f"{preset} turned {asset} into one flat colour"
         np.testing.assert_array_equal(rgb, styliser.stylise(frame), err_msg=f"{preset} on {asset} is not deterministic")
