@@ -56,6 +56,10 @@ PASSES: tuple[PassSpec, ...] = (
              ("Combined",), ("R", "G", "B", "A"), True),
     PassSpec("albedo", {"cycles": "use_pass_diffuse_color", "eevee": "use_pass_diffuse_color"},
              ("Diffuse Color", "DiffCol"), ("R", "G", "B"), True),
+    # The glossy colour (Eevee's UI: Specular Color): the colour of metals, whose Diffuse Color is
+    # black. Optional: exports made before Stylepass 0.1 exported it have none.
+    PassSpec("glossy_albedo", {"cycles": "use_pass_glossy_color", "eevee": "use_pass_glossy_color"},
+             ("Glossy Color", "GlossCol"), ("R", "G", "B"), False),
     PassSpec("normal", {"cycles": "use_pass_normal", "eevee": "use_pass_normal"},
              ("Normal",), ("X", "Y", "Z"), True),
     PassSpec("depth", {"cycles": "use_pass_z", "eevee": "use_pass_z"},

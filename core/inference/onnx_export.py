@@ -103,6 +103,7 @@ FRAME_INPUTS = {
 
 _PASS_VALUES = {
     "albedo": "diffuse colour [0, 1]",
+    "glossy_albedo": "glossy (specular) colour [0, 1]",
     "normal": "camera-space unit normal [-1, 1], +X right, +Y up, +Z towards the viewer",
     "depth": "distance from the camera, any unit (normalised in the graph by the frame's largest valid depth)",
     "motion": "screen motion in pixels: previous x, y, next x, y (divided by max(H, W) in the graph)",
@@ -214,6 +215,7 @@ def sample_frame(config: ModelConfig, height: int, width: int, seed: int = 0) ->
     return SimpleNamespace(
         beauty=beauty,
         albedo=rng.random((3, height, width), dtype=np.float32),
+        glossy_albedo=rng.random((3, height, width), dtype=np.float32),
         normal=np.where(valid, normal, 0.0).astype(np.float32),
         depth=np.where(valid, 1.0 + 49.0 * rng.random((height, width)), 1e9).astype(np.float32),
         valid=valid,

@@ -10,6 +10,9 @@ field          shape, dtype      values
 ============== ================ ===================================================
 beauty         (3,H,W) float32  scene-linear HDR RGB, >= 0 (can be far above 1)
 albedo         (3,H,W) float32  diffuse colour, [0, 1]
+glossy_albedo  (3,H,W) float32  glossy (Eevee: specular) colour, [0, 1]: the colour
+                                of metals, whose diffuse colour is black; None in
+                                exports made before Stylepass exported it
 normal         (3,H,W) float32  camera space (+X right, +Y up, +Z towards the
                                 viewer), unit length where valid, 0 elsewhere
 depth          (H,W) float32    distance from the camera in scene units where
@@ -75,6 +78,7 @@ class GBufferFrame:
     valid: np.ndarray
     material_id: np.ndarray
     motion: np.ndarray | None = None
+    glossy_albedo: np.ndarray | None = None
     repaired: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -84,7 +88,7 @@ class GBufferFrame:
 
     def to_tensors(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The arrays as tensors: float32 images (C,H,W), ``depth`` and ``valid`` (1,H,W),
-        ``material_id`` int64 (H,W), ``motion`` only when present."""
+        ``material_id`` int64 (H,W), ``motion`` and ``glossy_albedo`` only when present."""
         import torch
 
         tensors = {
@@ -95,8 +99,9 @@ class GBufferFrame:
             "valid": torch.from_numpy(self.valid)[None],
             "material_id": torch.from_numpy(self.material_id.astype(np.int64)),
         }
-        if self.motion is not None:
-            tensors["motion"] = torch.from_numpy(self.motion)
+        for name in ("motion", "glossy_albedo"):
+            if (array := getattr(self, name)) is not None:
+                tensors[name] = torch.from_numpy(array)
         return {name: tensor.to(device) for name, tensor in tensors.items()}
 
 
@@ -202,6 +207,7 @@ def read_gbuffer(exr_path: str | Path) -> GBufferFrame:
     normal_world = _require(exr, prefix, "normal")
     depth = _require(exr, prefix, "depth")[0]
     motion = _pass(exr, prefix, "motion")
+    glossy_albedo = _pass(exr, prefix, "glossy_albedo")
     height, width = depth.shape
     if [width, height] != list(meta.get("resolution", [width, height])):
         raise GBufferError(f"{exr_path} is {width}x{height} but its sidecar says "
@@ -209,8 +215,9 @@ def read_gbuffer(exr_path: str | Path) -> GBufferFrame:
     valid = np.ones((height, width), dtype=bool)
     repaired: dict[str, int] = {}
     material_id = _material_ids(exr, prefix, meta, valid, repaired)
-    for name, array in (("beauty", beauty), ("albedo", albedo), ("normal", normal_world),
-                        ("depth", depth)) + ((("motion", motion),) if motion is not None else ()):
+    optional = (("motion", motion), ("glossy_albedo", glossy_albedo))
+    for name, array in (("beauty", beauty), ("albedo", albedo), ("normal", normal_world), ("depth", depth),
+                        *((name, array) for name, array in optional if array is not None)):
         _sanitise(name, array, valid, repaired)
     if repaired:
         detail = ", ".join(f"{name}: {count} px" for name, count in repaired.items())
@@ -231,6 +238,7 @@ def read_gbuffer(exr_path: str | Path) -> GBufferFrame:
         valid=valid,
         material_id=material_id,
         motion=motion,
+        glossy_albedo=None if glossy_albedo is None else np.clip(glossy_albedo, 0.0, 1.0, out=glossy_albedo),
         repaired=repaired,
     )
 

@@ -18,7 +18,9 @@ from ..io.colour import tonemap
 from ..io.gbuffer import missing_passes
 
 # Channels each G-buffer pass contributes to the `gbuffers` tensor, in this order.
-PASS_CHANNELS: dict[str, int] = {"albedo": 3, "normal": 3, "depth": 1, "motion": 4}
+PASS_CHANNELS: dict[str, int] = {"albedo": 3, "glossy_albedo": 3, "normal": 3, "depth": 1, "motion": 4}
+
+
 def gbuffer_channels(passes: Sequence[str]) -> int:
     """Number of channels of :func:`stack_gbuffers` for `passes`: their channels + 1 valid mask."""
     unknown = [name for name in passes if name not in PASS_CHANNELS]
@@ -44,7 +46,7 @@ def stack_gbuffers(frame: Any, passes: Sequence[str]) -> torch.Tensor:
 
     frame: an object with the attributes of ``stylepass.core.io.gbuffer.GBufferFrame``.
     Channel order follows `passes`, then one valid-mask channel (1 valid, 0 not). Value ranges:
-    albedo [0, 1]; normal [-1, 1] (camera space); depth divided by the frame's largest valid
+    albedo and glossy_albedo [0, 1]; normal [-1, 1] (camera space); depth divided by the frame's largest valid
     depth, so [0, 1], 0 where invalid; motion divided by max(H, W) (pixels to frame widths).
     """
     gbuffer_channels(passes)

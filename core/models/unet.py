@@ -27,6 +27,7 @@ RESIDUAL_EPS = 1e-3  # the input is clamped to [eps, 1 - eps] before its logit (
 SHADING_START = 0.5
 RENDER_START = 0.5
 BASE_START = 0.01
+GLOSSY_SHADING_START = 0.1  # the glossy colour of plastics and paint is a faint grey: start with little of it
 
 
 def level_width(base_width: int, level: int, max_multiplier: int = 8) -> int:
@@ -94,6 +95,9 @@ class UNetGenerator(nn.Module):
       comes straight from the albedo pass, so the style's flat colours stay crisp and the render's
       reflections and noise need not leak through; g keeps the render where the albedo pass is blind
       (metals, glass, emission: their Diffuse Color is black), b adds what neither has (lines, sky).
+      When the model reads ``glossy_albedo`` (the colour of metals and coats), the head predicts a
+      second shading s_g for it (12 channels): ``albedo * s + glossy_albedo * s_g + render * g + b``,
+      so a metal gets flat bands of its own colour instead of the render's reflections.
 
     With `edge_guides` the depth and normal edges of :mod:`.guides` (2 channels) join the inputs.
     With `kuwahara_radius` > 0 a fixed generalized Kuwahara filter (:mod:`.kuwahara`) of that
@@ -131,7 +135,8 @@ class UNetGenerator(nn.Module):
             UpBlock(widths[level + 1], widths[level], widths[level], norm)
             for level in reversed(range(depth))
         )
-        self.head = nn.Conv2d(base_width, 9 if demodulated else 3, 3, padding=1)
+        self.glossy = demodulated and "glossy_albedo" in slices
+        self.head = nn.Conv2d(base_width, (12 if self.glossy else 9) if demodulated else 3, 3, padding=1)
         head_bias = self.head.bias
         assert head_bias is not None  # a Conv2d has one unless made with bias=False
         self.residual = residual
@@ -143,11 +148,25 @@ class UNetGenerator(nn.Module):
                 self.head.weight.mul_(0.1)  # start close to the half-albedo, half-render picture
                 head_bias[:3] = _inverse_softplus(SHADING_START)
                 head_bias[3:6] = _inverse_softplus(RENDER_START)
-                head_bias[6:] = _inverse_softplus(BASE_START)
+                head_bias[6:9] = _inverse_softplus(BASE_START)
+                head_bias[9:] = _inverse_softplus(GLOSSY_SHADING_START)
 
     def _pass(self, gbuffers: torch.Tensor, name: str) -> torch.Tensor:
         start, stop = self.pass_slices[name]
         return gbuffers[:, start:stop].to(torch.float32)
+
+    def _demodulated(self, out: torch.Tensor, image: torch.Tensor, gbuffers: torch.Tensor) -> torch.Tensor:
+        """The demodulated output (see the class docstring) in the model range, (N, 3, H, W) in [0, 1).
+
+        out: the head's (N, 9 or 12, H, W); image: the input (N, 3, H, W) in [0, 1]."""
+        terms = F.softplus(out.float()).split(3, dim=1)
+        shading, gain, base = terms[:3]
+        render = image.float().clamp(0.0, 1.0 - RESIDUAL_EPS)
+        render = render / (1.0 - render)  # the model range back to scene-linear
+        linear = self._pass(gbuffers, "albedo") * shading + render * gain + base
+        if self.glossy:
+            linear = linear + self._pass(gbuffers, "glossy_albedo") * terms[3]
+        return (linear / (1.0 + linear)).to(out.dtype)
 
     def forward(
         self,
@@ -176,11 +195,7 @@ class UNetGenerator(nn.Module):
         out = crop_to(self.head(h), size)
         if self.demodulated:
             assert gbuffers is not None
-            shading, gain, base = F.softplus(out.float()).split(3, dim=1)
-            render = image.float().clamp(0.0, 1.0 - RESIDUAL_EPS)
-            render = render / (1.0 - render)  # the model range back to scene-linear
-            linear = self._pass(gbuffers, "albedo") * shading + render * gain + base
-            styled = (linear / (1.0 + linear)).to(out.dtype)
+            styled = self._demodulated(out, image, gbuffers)
         else:
             if self.residual:
                 out = out + torch.logit(image.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))

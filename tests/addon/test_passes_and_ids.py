@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 import pytest
 
-CYCLES_FLAGS = ["use_pass_diffuse_color", "use_pass_normal", "use_pass_z",
+CYCLES_FLAGS = ["use_pass_diffuse_color", "use_pass_glossy_color", "use_pass_normal", "use_pass_z",
                 "use_pass_material_index", "use_pass_vector"]
 
 

@@ -42,6 +42,7 @@ MATERIALS = [{"id": 1, "name": "GlassPlasticMat"}, {"id": 2, "name": "HoseMat"},
 LAYER_NAMES = {
     "beauty": ("Combined", "Combined"),
     "albedo": ("DiffCol", "Diffuse Color"),
+    "glossy_albedo": ("GlossCol", "Glossy Color"),
     "normal": ("Normal", "Normal"),
     "depth": ("Depth", "Depth"),
     "material_index": ("IndexMA", "Material Index"),
@@ -49,12 +50,12 @@ LAYER_NAMES = {
     "noisy": ("Noisy Image", "Noisy Image"),
 }
 SUFFIXES = {
-    "beauty": "RGBA", "albedo": "RGB", "normal": "XYZ", "depth": "Z",
+    "beauty": "RGBA", "albedo": "RGB", "glossy_albedo": "RGB", "normal": "XYZ", "depth": "Z",
     "material_index": "X", "motion": "XYZW", "noisy": "RGBA",
 }
-HALF = {"beauty", "albedo", "noisy"}
+HALF = {"beauty", "albedo", "glossy_albedo", "noisy"}
 # the part order of a real Blender 5.2 Cycles export
-PART_ORDER = ("beauty", "depth", "normal", "motion", "material_index", "albedo", "noisy")
+PART_ORDER = ("beauty", "depth", "normal", "motion", "material_index", "albedo", "glossy_albedo", "noisy")
 LAYOUTS = ("4.5", "5.x")
 
 
@@ -110,7 +111,8 @@ def make_sidecar(width: int = W, height: int = H, *, frame: int = 1,
         "fps": 24.0,
         "frame": frame,
         "materials": MATERIALS if materials is None else materials,
-        "passes": list(passes or ("beauty", "albedo", "normal", "depth", "material_index", "motion")),
+        "passes": list(passes or ("beauty", "albedo", "glossy_albedo", "normal", "depth", "material_index",
+                                  "motion")),
         "pixel_aspect": [1.0, 1.0],
         "resolution": [width, height],
         "samples": 4,
@@ -138,6 +140,7 @@ def make_passes(height: int = H, width: int = W, seed: int = 0) -> dict[str, np.
     return {
         "beauty": beauty.astype(np.float32),
         "albedo": rng.uniform(0, 1, (3, height, width)).astype(np.float32),
+        "glossy_albedo": rng.uniform(0, 1, (3, height, width)).astype(np.float32),
         "normal": normal.astype(np.float32),
         "depth": depth.astype(np.float32),
         "material_index": index.astype(np.float32),
@@ -259,7 +262,7 @@ def test_reads_documented_shapes_dtypes_and_values(tmp_path, layout):
     expected = {"beauty": ((3, H, W), np.float32), "albedo": ((3, H, W), np.float32),
                 "normal": ((3, H, W), np.float32), "depth": ((H, W), np.float32),
                 "valid": ((H, W), np.bool_), "material_id": ((H, W), np.int32),
-                "motion": ((4, H, W), np.float32)}
+                "motion": ((4, H, W), np.float32), "glossy_albedo": ((3, H, W), np.float32)}
     for name, (shape, dtype) in expected.items():
         array = getattr(frame, name)
         assert array.shape == shape, name
@@ -275,15 +278,30 @@ def test_reads_documented_shapes_dtypes_and_values(tmp_path, layout):
     np.testing.assert_array_equal(frame.material_id, np.where(hit, passes["material_index"][0], 0))
     assert set(np.unique(frame.material_id[hit])) <= {1, 2, 7}
     np.testing.assert_array_equal(frame.motion, passes["motion"])
+    np.testing.assert_array_equal(frame.glossy_albedo, passes["glossy_albedo"].astype(np.float16).astype(np.float32))
     assert frame.repaired == {}
     assert frame.meta["frame"] == 1 and frame.path.name == "frame_000001.exr"
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_motion_is_none_when_not_exported(tmp_path, layout):
+@pytest.mark.parametrize("optional", ["motion", "glossy_albedo"])
+def test_optional_pass_is_none_when_not_exported(tmp_path, layout, optional):
     passes = make_passes()
-    del passes["motion"]
-    assert read_quietly(write_frame(tmp_path, passes, layout)).motion is None
+    del passes[optional]
+    frame = read_quietly(write_frame(tmp_path, passes, layout))
+    assert getattr(frame, optional) is None
+    assert optional not in frame.to_tensors()
+    other = {"motion": "glossy_albedo", "glossy_albedo": "motion"}[optional]
+    assert getattr(frame, other) is not None
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_glossy_colour_is_clipped_like_albedo(tmp_path, layout):
+    """A glossy colour above 1 (a light-emitting coat) or below 0 is clipped to [0, 1]."""
+    passes = make_passes()
+    passes["glossy_albedo"][0, 0, 0], passes["glossy_albedo"][2, 1, 1] = 3.5, -0.25
+    frame = read_quietly(write_frame(tmp_path, passes, layout))
+    assert frame.glossy_albedo[0, 0, 0] == 1.0 and frame.glossy_albedo[2, 1, 1] == 0.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -384,7 +402,8 @@ def test_hdr_beauty_survives_and_albedo_is_clipped(tmp_path, layout):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("pass_name", ["beauty", "albedo", "normal", "depth", "material_index", "motion"])
+@pytest.mark.parametrize("pass_name", ["beauty", "albedo", "glossy_albedo", "normal", "depth", "material_index",
+                                       "motion"])
 def test_non_finite_values_are_zeroed_masked_and_reported(tmp_path, layout, pass_name):
     passes = make_passes()
     passes[pass_name][0, 1, 2] = np.nan
@@ -403,9 +422,9 @@ def test_non_finite_values_are_zeroed_masked_and_reported(tmp_path, layout, pass
         assert frame.depth[y, x] == 0 and frame.material_id[y, x] == 0
         assert np.all(frame.normal[:, y, x] == 0)
     assert frame.valid.sum() == H * (W - 1) - 3
-    arrays = [frame.beauty, frame.albedo, frame.normal, frame.depth, frame.motion]
+    arrays = [frame.beauty, frame.albedo, frame.glossy_albedo, frame.normal, frame.depth, frame.motion]
     assert all(np.isfinite(a).all() for a in arrays)
-    if pass_name in ("beauty", "albedo", "motion"):
+    if pass_name in ("beauty", "albedo", "glossy_albedo", "motion"):
         array = getattr(frame, pass_name)
         assert array[0, 1, 2] == 0 and array[last, 4, 5] == 0 and array[0, 3, 0] == 0
 
@@ -592,7 +611,7 @@ def test_to_tensors_shapes_and_dtypes(tmp_path):
     expected = {"beauty": ((3, H, W), torch.float32), "albedo": ((3, H, W), torch.float32),
                 "normal": ((3, H, W), torch.float32), "depth": ((1, H, W), torch.float32),
                 "valid": ((1, H, W), torch.bool), "material_id": ((H, W), torch.int64),
-                "motion": ((4, H, W), torch.float32)}
+                "motion": ((4, H, W), torch.float32), "glossy_albedo": ((3, H, W), torch.float32)}
     assert set(tensors) == set(expected)
     for name, (shape, dtype) in expected.items():
         assert tuple(tensors[name].shape) == shape, name
@@ -600,13 +619,6 @@ def test_to_tensors_shapes_and_dtypes(tmp_path):
         assert tensors[name].device.type == "cpu"
     assert torch.equal(tensors["depth"][0], torch.from_numpy(frame.depth))
     assert torch.equal(tensors["material_id"], torch.from_numpy(frame.material_id).long())
-
-
-def test_to_tensors_without_motion(tmp_path):
-    passes = make_passes()
-    del passes["motion"]
-    tensors = read_quietly(write_frame(tmp_path, passes, "4.5")).to_tensors()
-    assert "motion" not in tensors
 
 
 # ---------------------------------------------------------------------------------------

@@ -41,6 +41,16 @@ def test_every_pass_has_documented_shape_and_range(asset_exports, blender, asset
     # Camera-space normals of visible surfaces face the camera (+Z) on average.
     assert frame.normal[2][frame.valid].mean() > 0.3
     assert frame.motion is not None and frame.motion.shape == (4, 128, 128)
+    assert frame.glossy_albedo is not None and frame.glossy_albedo.shape == (3, 128, 128)
+    assert 0 <= frame.glossy_albedo.min() and frame.glossy_albedo.max() <= 1
+
+
+def test_metal_gets_its_colour_from_the_glossy_pass(asset_exports, blender):
+    """The BoomBox is metal: its Diffuse Color is black, the glossy colour holds its grey body."""
+    frame = only_frame(asset_exports["BoomBox"])
+    on = frame.valid
+    assert frame.albedo[:, on].mean() < 0.02
+    assert frame.glossy_albedo[:, on].mean() > 0.1
 
 
 @pytest.mark.parametrize("asset", ["BoomBox", "FlightHelmet", "WaterBottle"])
@@ -54,7 +64,8 @@ def test_sidecar_and_manifest_describe_the_frame(asset_exports, blender, asset):
     assert sidecar["exr"] == {"file": "frame_000001.exr", "bytes": (run.out / "frame_000001.exr").stat().st_size}
     intrinsics = sidecar["camera"]["intrinsics"]
     assert intrinsics["fx"] > 0 and intrinsics["cx"] == pytest.approx(64)
-    assert set(sidecar["passes"]) >= {"beauty", "albedo", "normal", "depth", "material_index", "motion"}
+    assert set(sidecar["passes"]) >= {"beauty", "albedo", "glossy_albedo", "normal", "depth", "material_index",
+                                      "motion"}
     manifest = [json.loads(line) for line in (run.out / MANIFEST_NAME).read_text().splitlines()]
     assert manifest == [{"frame": 1, "exr": "frame_000001.exr", "sidecar": "frame_000001.json"}]
 
@@ -99,6 +110,9 @@ def test_eevee_export_of_a_real_asset_matches_cycles(blender, assets, tmp_path):
     relative = np.abs(frame_e.depth[both] - frame_c.depth[both]) / frame_c.depth[both]
     assert np.median(relative) < 0.005 and np.percentile(relative, 95) < 0.03  # edges and glass differ
     assert (frame_e.normal[:, both] * frame_c.normal[:, both]).sum(axis=0).mean() > 0.95
+    # Eevee writes the glossy colour too (its UI calls it Specular Color), close to Cycles' on the helmet
+    glossy_gap = np.abs(frame_e.glossy_albedo[:, both] - frame_c.glossy_albedo[:, both]).mean()
+    assert frame_e.glossy_albedo[:, both].mean() > 0.02 and glossy_gap < 0.1
 
 
 def test_a_damaged_texture_warns_and_the_export_goes_on(blender, assets, tmp_path):

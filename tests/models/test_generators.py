@@ -17,6 +17,8 @@ TINY = {
     "unet_group_norm": UNetConfig(base_width=4, depth=4, gbuffer_passes=("albedo", "depth"), norm="group"),
     "unet_demodulated": UNetConfig(base_width=4, depth=4, gbuffer_passes=("normal", "albedo", "depth"),
                                    demodulated=True, edge_guides=True),
+    "unet_demodulated_glossy": UNetConfig(base_width=4, depth=4, demodulated=True,
+                                          gbuffer_passes=("glossy_albedo", "albedo", "normal")),
     "rad": RADConfig(widths=(4, 8, 8), blocks=(1, 1, 1), gbuffer_widths=(4, 4, 4), num_materials=4),
 }
 SIZES = [(1, 1), (1, 2), (2, 3), (5, 7), (17, 33), (31, 64), (1, 2048), (3, 2048), (2047, 3)]
@@ -121,6 +123,27 @@ def test_demodulated_unet_mixes_albedo_and_render_and_keeps_the_colours() -> Non
         model.head.bias.copy_(torch.log(torch.expm1(torch.tensor([0.5] * 3 + [1e-6] * 6))))
         half = albedo * 0.5
         torch.testing.assert_close(model(image, gbuffers, material), half / (1 + half), atol=1e-5, rtol=0)
+
+
+def test_demodulated_unet_gives_metals_their_glossy_colour() -> None:
+    """With glossy_albedo the head has a fourth term, the glossy colour's own shading: a metal (diffuse
+    colour 0, glossy colour c) comes out as c x its shading, without the render, while a plastic with
+    no glossy colour keeps its diffuse colour x shading."""
+    config = UNetConfig(gbuffer_passes=("albedo", "glossy_albedo", "normal"), base_width=8, depth=3,
+                        demodulated=True)
+    model = build_generator(config).eval()
+    assert model.head.out_channels == 12
+    image, gbuffers, material = inputs(config, 16, 20)
+    image = image.clamp(max=0.9)  # the render x gain (1e-6) term stays below the tolerance
+    gbuffers[:, 0:3, :, :10] = 0.0  # the left half is metal: black diffuse colour
+    gbuffers[:, 3:6, :, 10:] = 0.0  # the right half is plastic without a glossy colour
+    with torch.no_grad():
+        model.head.weight.zero_()  # shadings 0.5 and 0.25, no render (gain 0), no base
+        model.head.bias.copy_(torch.log(torch.expm1(torch.tensor([0.5] * 3 + [1e-6] * 6 + [0.25] * 3))))
+        linear = gbuffers[:, 0:3] * 0.5 + gbuffers[:, 3:6] * 0.25
+        torch.testing.assert_close(model(image, gbuffers, material), linear / (1 + linear), atol=1e-5, rtol=0)
+        metal = model(image, gbuffers, material)[..., :10]
+        assert metal.amax() > 0.05  # without the glossy term this half would be black
 
 
 def test_unet_options_need_their_passes() -> None:

@@ -41,6 +41,8 @@ TINY = {
     # the demodulated output and the edge guides are inside the generator: the graph computes them too
     "unet_demodulated": {"family": "unet", "gbuffer_passes": ["depth", "albedo", "normal"], "base_width": 4,
                          "depth": 3, "demodulated": True, "edge_guides": True},
+    "unet_glossy": {"family": "unet", "gbuffer_passes": ["albedo", "glossy_albedo", "normal"], "base_width": 4,
+                    "depth": 3, "demodulated": True},
     # the painterly stage: a fixed Kuwahara filter after the network
     "unet_kuwahara": {"family": "unet", "gbuffer_passes": ["albedo", "normal"], "base_width": 4, "depth": 3,
                       "kuwahara_radius": 3},

@@ -37,7 +37,7 @@ from stylepass.core.models.inputs import PASS_CHANNELS
 # Passes whose channels hold screen-plane vectors (x, y pairs), and whether their length is in pixels.
 _VECTOR_PASSES = {"normal": ((0, 1),), "motion": ((0, 1), (2, 3))}
 _PIXEL_VECTOR_PASSES = {"motion"}
-_BILINEAR_PASSES = {"albedo"}
+_BILINEAR_PASSES = {"albedo", "glossy_albedo"}
 
 
 @dataclasses.dataclass(frozen=True)
