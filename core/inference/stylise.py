@@ -370,16 +370,19 @@ def read_frame(source: Path) -> GBufferFrame:
 
 
 def write_exr_atomic(path: Path, rgb: np.ndarray) -> None:
-    """Write scene-linear RGB (3, H, W) as a single-part half-float EXR (channels R, G, B, ZIP)."""
+    """Write scene-linear RGB (3, H, W) as a single-part half-float EXR (channels R, G, B).
+
+    PIZ, lossless like ZIP: it wrote a 1080p frame in half the time of ZIP here, and smaller."""
     half = np.clip(rgb, 0.0, np.finfo(np.float16).max).astype(np.float16)
-    write_atomic(path, lambda temp: write_exr(temp, {name: half[index] for index, name in enumerate("RGB")}))
+    write_atomic(path, lambda temp: write_exr(temp, {name: half[index] for index, name in enumerate("RGB")},
+                                              compression=OpenEXR.PIZ_COMPRESSION))
 
 
 def write_stylised(rgb: np.ndarray, output: Path, preview: Path | None) -> None:
-    """The stylised EXR (scene-linear, half float) and, if asked, its sRGB PNG preview."""
+    """The stylised EXR (scene-linear, half float) and, if asked, its sRGB PNG preview (fast zlib)."""
     write_exr_atomic(output, rgb)
     if preview is not None:
-        save_png_atomic(preview, linear_to_srgb8(rgb))
+        save_png_atomic(preview, linear_to_srgb8(rgb), fast=True)
 
 
 def exr_rgb_size(path: Path) -> tuple[int, int] | None:

@@ -19,7 +19,7 @@ from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.core.cli import main
 from stylepass.core.inference.stylise import OUTPUT_MANIFEST, PRESETS_ENV, REPO_PRESETS, Styliser
 from stylepass.core.io.gbuffer import read_gbuffer
-from stylepass.core.models import RADConfig, build_generator, load_model, save_model
+from stylepass.core.models import RADConfig, UNetConfig, build_generator, load_model, save_model
 
 from .conftest import PASSES, TINY_RAD, smooth_frame, write_export, write_model
 
@@ -95,6 +95,9 @@ def test_hdr_beauty_comes_back_scene_linear(tmp_path, identity_model):
     assert rgb.shape == beauty.shape and np.isfinite(rgb).all() and rgb.min() >= 0
     np.testing.assert_allclose(rgb, beauty, rtol=2e-3, atol=1e-3)
     assert rgb.max() > 45
+    # lossless PIZ (faster to write than ZIP), which Blender and every EXR reader take
+    with OpenEXR.File(str(tmp_path / "out" / "stylised_000001.exr")) as written:
+        assert written.header()["compression"] == OpenEXR.PIZ_COMPRESSION
 
 
 def test_missing_passes_are_named(tmp_path, export_folder, capsys):
@@ -103,6 +106,13 @@ def test_missing_passes_are_named(tmp_path, export_folder, capsys):
     assert stylise(export_folder, "--model", needs_motion, "--out", tmp_path / "out") == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert "lacks the pass(es) model 'motion' needs: motion" in err and "Set up passes" in err
+
+    # an export made before the glossy colour pass, for a model that reads it (the toon preset)
+    needs_glossy = write_model(tmp_path / "glossy", UNetConfig(
+        base_width=4, depth=2, demodulated=True, gbuffer_passes=("albedo", "glossy_albedo", "normal")))
+    assert stylise(export_folder, "--model", needs_glossy, "--out", tmp_path / "out") == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert "lacks the pass(es) model 'glossy' needs: glossy_albedo" in err and "export again" in err
 
     [no_albedo] = write_export(tmp_path / "export", [smooth_frame(32, 32)], passes=())
     rad = write_model(tmp_path / "rad", TINY_RAD)
