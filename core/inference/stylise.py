@@ -489,8 +489,9 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
     frame was stylised, not skipped) and a writer thread writes the previous one; a frame keeps
     its claim until its files are written and recorded. `on_frame` is called in job order, from
     this thread, a frame's "stylised" once its files are in place (after the next frame's model
-    run). When the run stops (an error, Ctrl-C), the frame being written is finished and recorded
-    first.
+    run). When the run stops (an error, Ctrl-C, SIGTERM), the frames whose model has run are
+    written and recorded first, keeping their claims until then; an interrupt that comes while
+    the loop waits for a write is raised once the write is recorded.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -509,15 +510,17 @@ def stylise_jobs(styliser: Styliser, jobs: list[FrameJob], out_dir: Path,
             except BaseException:
                 claim.close()
                 raise
+            current = None if written is None else _Writing(index, job, claim, *written)
             try:
                 pipeline.finish_writing()  # the previous frame, in order
             except BaseException:
-                if written is not None:
-                    wait([written[0]])  # no thread writes after the run has stopped
-                claim.close()
+                if current is not None:
+                    pipeline.writing = current  # finished and recorded on the way out, like its predecessor
+                else:
+                    claim.close()
                 raise
-            if written is not None:
-                pipeline.writing = _Writing(index, job, claim, *written)
+            if current is not None:
+                pipeline.writing = current
                 continue
             claim.close()
             status = "taken" if not claimed else pipeline.status
@@ -633,6 +636,7 @@ class _FramePipeline:
         if writing is None:
             return
         job = writing.job
+        interrupted = _wait_through_interrupts(writing.future)
         try:
             try:
                 write_s = writing.future.result()
@@ -644,14 +648,29 @@ class _FramePipeline:
             append_jsonl(self.manifest, {"source": str(job.source.resolve()), "exr": job.output.name,
                                          "png": job.preview.name, "model": self.styliser.model_id,
                                          "input": writing.digest, "seconds": round(seconds, 3)})
+            self.summary.stylised.append(job)
+            self.report(writing.index, job, "stylised")
         finally:
             writing.claim.close()
-        self.summary.stylised.append(job)
-        self.report(writing.index, job, "stylised")
+            if interrupted is not None:
+                raise interrupted  # now that the frame is recorded (or named as failed)
 
     def report(self, index: int, job: FrameJob, status: str) -> None:
         if self.on_frame is not None:
             self.on_frame(index, self.total, job, status)
+
+
+def _wait_through_interrupts(future: Future[float]) -> KeyboardInterrupt | None:
+    """Wait for `future` through Ctrl-C and SIGTERM (both raise KeyboardInterrupt here), so that a
+    frame whose files are being written is finished and recorded before the run stops; returns the
+    interrupt to raise once it is, or None."""
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            wait([future])
+            return interrupted
+        except KeyboardInterrupt as stop:
+            interrupted = stop
 
 
 def _timed(fn: Callable[[], None]) -> float:

@@ -5,6 +5,10 @@ frame after another. Overlap is shown with events (never with timings)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ import pytest
 
 from stylepass.core.inference import stylise as stylise_module
 from stylepass.core.inference.stylise import (
+    CLAIMS_FOLDER,
     OUTPUT_MANIFEST,
     FrameJob,
     Styliser,
@@ -96,9 +101,31 @@ def test_outputs_manifest_and_reports_match_one_frame_after_another(tmp_path: Pa
     assert not list(out.glob(".*.partial")) and all(claim_is_free(out, job) for job in jobs)
 
 
+# fcntl locks belong to a process: a probe in this process would always get the lock (and drop the
+# real one when it closes its handle), so another process tries to take it.
+PROBE_CLAIM = """
+import fcntl, sys
+with open(sys.argv[1], "a") as handle:
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.exit(1)
+"""
+
+
 def claim_is_free(out: Path, job: FrameJob) -> bool:
+    """Whether another process can claim `job` now (the claim file of :func:`frame_claim`)."""
+    lock = out / CLAIMS_FOLDER / f"{job.output.stem}.lock"
+    return subprocess.run([sys.executable, "-c", PROBE_CLAIM, str(lock)], check=False).returncode == 0
+
+
+def test_the_claim_probe_sees_a_claim_held_by_this_process(tmp_path: Path, export: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    [job, *_] = frame_jobs(export, out)
     with frame_claim(out, job) as claimed:
-        return claimed
+        assert claimed and not claim_is_free(out, job)
+    assert claim_is_free(out, job)
 
 
 def test_the_next_frame_is_read_and_the_last_written_while_the_model_runs(tmp_path: Path, export: Path,
@@ -152,6 +179,47 @@ def test_a_stop_during_a_model_run_records_the_frame_being_written(tmp_path: Pat
     assert summary.skipped == jobs[:2] and summary.stylised == jobs[2:]
 
 
+def test_ctrl_c_while_waiting_for_a_write_records_both_frames_in_flight(tmp_path: Path, export: Path,
+                                                                        monkeypatch) -> None:
+    """Ctrl-C (or SIGTERM) that lands while the loop waits for frame 1's write: frame 1 and frame 2
+    (whose model had run) are written and recorded, their claims held until then; frame 3 is not run."""
+    release_write = threading.Event()
+    real_write = stylise_module.write_stylised
+    claims_during_write: list[bool] = []
+
+    def write(rgb, output: Path, preview):
+        if output.name == "stylised_000001.exr":
+            release_write.wait(WAIT_S)  # slow storage: the loop is waiting here when the signal comes
+        real_write(rgb, output, preview)
+
+    def before_run(frame: GBufferFrame) -> None:
+        if frame_name(frame) == "frame_000003.exr":
+            raise AssertionError("frame 3 must not run after the stop")
+
+    def interrupt_then_release() -> None:
+        threading.Event().wait(0.5)
+        os.kill(os.getpid(), signal.SIGINT)  # lands in the main thread, waiting for frame 1's write
+        threading.Event().wait(0.3)
+        claims_during_write.append(claim_is_free(out, jobs[0]))
+        release_write.set()
+
+    monkeypatch.setattr(stylise_module, "write_stylised", write)
+    out = tmp_path / "out"
+    jobs = frame_jobs(export, out)
+    stopper = threading.Thread(target=interrupt_then_release)
+    stopper.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stylise_jobs(make_styliser(before_run=before_run), jobs, out)
+    finally:
+        release_write.set()
+        stopper.join()
+    assert claims_during_write == [False], "frame 1's claim was let go while its files were being written"
+    assert [row["exr"] for row in rows(out)] == ["stylised_000001.exr", "stylised_000002.exr"]
+    assert all(claim_is_free(out, job) for job in jobs)
+    assert not [t for t in threading.enumerate() if t.name.startswith("stylepass-")]
+
+
 def test_a_failed_write_stops_the_run_and_records_nothing_of_it(tmp_path: Path, export: Path, monkeypatch) -> None:
     real_write = stylise_module.write_stylised
 
@@ -165,7 +233,9 @@ def test_a_failed_write_stops_the_run_and_records_nothing_of_it(tmp_path: Path, 
     jobs = frame_jobs(export, out)
     with pytest.raises(OSError, match="No space left"):
         stylise_jobs(make_styliser(), jobs, out)
-    assert [row["exr"] for row in rows(out)] == ["stylised_000001.exr"]
+    # frame 3, whose model had run and whose files were being written when frame 2's write failed, is kept
+    assert [row["exr"] for row in rows(out)] == ["stylised_000001.exr", "stylised_000003.exr"]
+    assert not (out / "stylised_000002.exr").exists() and not (out / "stylised_000004.exr").exists()
     assert all(claim_is_free(out, job) for job in jobs)
     assert not [t for t in threading.enumerate() if t.name.startswith("stylepass-")]
 
