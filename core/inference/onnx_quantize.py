@@ -20,9 +20,8 @@ calibration (the calibrator keeps every activation of every frame in memory).
 Staleness. The int8 file records the :func:`~stylepass.core.io.model_files.model_id` of the
 folder it was made from (``stylepass.model_id``: the weights' digest) and the digest of the
 ``model.onnx`` it quantized (``stylepass.fp32_onnx_digest``, the model id of a folder that ships
-``model.onnx`` alone, as the Blender extension does): when the weights (or, in an ONNX-only
-folder, ``model.onnx``) change, the int8 file is refused until it is made again, since only its
-calibration data can remake it.
+``model.onnx`` alone, as the Blender extension does): when the weights or ``model.onnx`` change,
+the int8 file is refused until it is made again, since only its calibration data can remake it.
 
 Quality. After quantizing, the int8 and float32 graphs run on the check frames and the PSNR of
 the int8 output against the float32 one (model range, [0, 1]) is recorded in the metadata

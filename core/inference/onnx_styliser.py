@@ -17,7 +17,7 @@ Precision. ``precision="int8"`` runs the folder's ``model.int8.onnx`` instead (m
 ``stylepass quantize``, :mod:`.onnx_quantize`). It cannot be remade without its calibration
 frames, so a missing one, or one made from other weights, is refused (``bad_model``) with the
 command that makes it. Frames it stylises are recorded under their own model id (the folder's
-id + ``:int8``), so switching precision redoes them.
+id + ``:int8:`` + the int8 file's digest), so switching precision, or quantizing again, redoes them.
 
 Threads. Every session runs its operators on one intra-op pool, sized once here
 (:func:`session_options`), and no inter-op pool.
@@ -46,6 +46,7 @@ from ..io.model_files import (
     OnnxModelError,
     OnnxModelInfo,
     check_safetensors_file,
+    file_digest,
     model_id,
     onnx_model_info,
     source_digest,
@@ -153,10 +154,11 @@ def quantize_hint(model_dir: Path) -> str:
 
 
 def open_int8_session(onnxruntime: Any, model_dir: Path, providers: list[Any]) -> tuple[Any, OnnxModelInfo, str]:
-    """A session on ``model_dir``'s ``model.int8.onnx``, its info and the folder's model id.
+    """A session on ``model_dir``'s ``model.int8.onnx``, its info and its model id: the folder's
+    model id and the int8 file's digest (outputs of an earlier quantization are not taken as this one's).
 
     Raises StyliseError (``bad_model``) when the file is missing, unreadable, not an int8 Stylepass
-    model, or made from other weights (or another model.onnx) than the folder holds now.
+    model, or made from other weights or another model.onnx than the folder holds now.
     """
     path = model_dir / INT8_MODEL
     if not path.is_file():
@@ -171,11 +173,17 @@ def open_int8_session(onnxruntime: Any, model_dir: Path, providers: list[Any]) -
     if metadata.get("stylepass.precision") != "int8" or made_from is None:
         raise StyliseError(f"{path} is not an int8 model made by `stylepass quantize`: {quantize_hint(model_dir)}",
                            "bad_model")
-    # the weights' digest; or, in a folder of ONNX files alone, the digest of the model.onnx it was made from
-    if identity not in (made_from, metadata.get("stylepass.fp32_onnx_digest")):
+    # made from these weights (when the folder has them) and from this model.onnx (when it has one): the
+    # command line, which has both, and the extension, which ships the ONNX files alone, agree
+    onnx_path, made_from_onnx = model_dir / ONNX_MODEL, metadata.get("stylepass.fp32_onnx_digest")
+    if (model_dir / MODEL_WEIGHTS).is_file() and made_from != identity:
         raise StyliseError(f"{path} is out of date: it was made from other weights than {model_dir} holds now "
                            f"({made_from}, now {identity}); {quantize_hint(model_dir)}", "bad_model")
-    return session, info, identity
+    if onnx_path.is_file() and made_from_onnx != file_digest(onnx_path):
+        raise StyliseError(f"{path} is out of date: it was made from another {ONNX_MODEL} than {model_dir} holds now "
+                           f"({made_from_onnx}, now {file_digest(onnx_path)}); {quantize_hint(model_dir)}",
+                           "bad_model")
+    return session, info, f"{identity}:int8:{file_digest(path)}"
 
 
 def pass_feed(frame: Any, names: list[str]) -> dict[str, np.ndarray]:
@@ -264,8 +272,7 @@ def load_onnx_styliser(model_dir: Path, device: str, tile: int | None, name: str
         raise StyliseError(f"{model_dir} is a file: give the model folder that holds it", "bad_model")
     if precision == "int8":
         session, info, identity = open_int8_session(onnxruntime, model_dir, providers)
-        return _styliser(onnxruntime, session, info, f"{identity}:int8", model_dir, device, device_name, tile, name,
-                         " int8")
+        return _styliser(onnxruntime, session, info, identity, model_dir, device, device_name, tile, name, " int8")
     onnx_path, weights = model_dir / ONNX_MODEL, model_dir / MODEL_WEIGHTS
     if not onnx_path.is_file():
         if not weights.is_file():

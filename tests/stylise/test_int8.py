@@ -18,6 +18,7 @@ from stylepass.blender_addon.contract.worker_protocol import INT8_MODEL
 from stylepass.core.cli import main
 from stylepass.core.inference.onnx_quantize import calibration_frames, psnr, quantize_model
 from stylepass.core.inference.stylise import StyliseError, frame_jobs, load_styliser, read_frame
+from stylepass.core.io.model_files import file_digest
 from stylepass.core.models import UNetConfig
 
 from .conftest import write_model
@@ -54,7 +55,7 @@ def test_quantize_writes_an_int8_model_that_matches_fp32(quantized: Path, export
 
     fp32 = load_styliser(quantized, "cpu")
     int8 = load_styliser(quantized, "cpu", precision="int8")
-    assert int8.model_id == f"{fp32.model_id}:int8" and "int8" in int8.runtime
+    assert int8.model_id == f"{fp32.model_id}:int8:{file_digest(quantized / INT8_MODEL)}" and "int8" in int8.runtime
     frame = read_frame(frame_jobs(export_folder, quantized / "out")[0].source)
     reference, result = fp32.stylise(frame), int8.stylise(frame)
     assert result.shape == reference.shape and np.isfinite(result).all()
@@ -68,10 +69,40 @@ def test_stylise_precision_int8_cli(quantized: Path, export_folder: Path, tmp_pa
                  "--precision", "int8"]) == ExitCode.OK
     assert len(list(out.glob("stylised_*.exr"))) == 3
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert all(row["model"].endswith(":int8") for row in rows)
+    assert all(":int8:" in row["model"] for row in rows)
     # fp32 into the same folder redoes every frame: the int8 ones are another model's
     assert main(["stylise", str(export_folder), "--model", str(quantized), "--out", str(out),
                  "--device", "cpu"]) == ExitCode.OK
+    assert "3 stylised, 0 already finished" in capsys.readouterr().err
+
+
+def later_frames_folder(export_folder: Path, tmp_path: Path) -> Path:
+    """An export folder of the last two frames of `export_folder` alone (other calibration frames)."""
+    folder = tmp_path / "later_frames"
+    folder.mkdir()
+    rows = [json.loads(line) for line in (export_folder / "manifest.jsonl").read_text().splitlines()][-2:]
+    for row in rows:
+        for name in (row["exr"], row["sidecar"]):
+            shutil.copy(export_folder / name, folder / name)
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_frames_of_an_earlier_quantization_are_redone(quantized: Path, export_folder: Path, tmp_path: Path,
+                                                       capsys) -> None:
+    """Quantizing again (other calibration frames) makes another int8 model: a resumed stylise
+    does not keep the frames the first one made."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(quantized, model_dir)
+    out = tmp_path / "out"
+    arguments = ["stylise", str(export_folder), "--model", str(model_dir), "--out", str(out), "--precision", "int8"]
+    assert main(arguments) == ExitCode.OK
+    assert main(arguments) == ExitCode.OK
+    assert "0 stylised, 3 already finished" in capsys.readouterr().err
+    first = file_digest(model_dir / INT8_MODEL)
+    assert main(["quantize", str(model_dir), "--data", str(later_frames_folder(export_folder, tmp_path))]) == ExitCode.OK
+    assert file_digest(model_dir / INT8_MODEL) != first
+    assert main(arguments) == ExitCode.OK
     assert "3 stylised, 0 already finished" in capsys.readouterr().err
 
 
@@ -149,9 +180,28 @@ def test_an_int8_model_beside_model_onnx_alone(quantized: Path, tmp_path: Path) 
     folder.mkdir()
     for name in ("model.onnx", INT8_MODEL):
         shutil.copy(quantized / name, folder / name)
-    assert load_styliser(folder, "cpu", precision="int8").model_id.endswith(":int8")
+    assert ":int8:" in load_styliser(folder, "cpu", precision="int8").model_id
     other = write_model(tmp_path / "other", TINY_PAINTERLY, seed=2)
     load_styliser(other, "cpu")  # writes its model.onnx
     shutil.copy(other / "model.onnx", folder / "model.onnx")  # model.onnx replaced, int8 kept
     with pytest.raises(StyliseError, match="out of date"):
         load_styliser(folder, "cpu", precision="int8")
+
+
+def test_an_int8_model_of_another_model_onnx_is_refused_beside_the_weights(quantized: Path, tmp_path: Path) -> None:
+    """model.onnx exported again (another exporter, a changed graph) from the same weights: the int8
+    file quantized the old graph, and the command line refuses it as the extension (ONNX files alone) does."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(quantized, model_dir)
+    onnx_model = onnx.load(str(model_dir / "model.onnx"))
+    onnx_model.metadata_props.add(key="re-exported", value="yes")
+    onnx.save(onnx_model, str(model_dir / "model.onnx"))
+    with pytest.raises(StyliseError, match="made from another model.onnx") as error:
+        load_styliser(model_dir, "cpu", precision="int8")
+    assert error.value.kind == "bad_model" and "stylepass quantize" in str(error.value)
+    # and the extension's packager, which ships the ONNX files alone, refuses to ship it
+    from stylepass.training.deploy.extension_package import check_current_onnx
+
+    check_current_onnx(quantized, tmp_path)  # the folder as quantized: fine
+    with pytest.raises(SystemExit, match="was not quantized from the model.onnx beside it"):
+        check_current_onnx(model_dir, tmp_path)

@@ -138,17 +138,21 @@ def build_engine_wheel(folder: Path) -> None:
 
 
 def check_current_onnx(model: Path, runtime: Path) -> None:
-    """Refuse to ship a preset's model.onnx older than its weights and config (the zip carries the
-    ONNX file alone, so nothing could tell later). runtime: the staged ``runtime/`` folder, whose
+    """Refuse to ship a preset's model.onnx older than its weights and config, or a model.int8.onnx
+    quantized from another model.onnx (the zip carries the ONNX files alone, so nothing could tell later). runtime: the staged ``runtime/`` folder, whose
     copy of the core gives the digest's one definition."""
     if str(runtime) not in sys.path:
         sys.path.insert(0, str(runtime))
-    from stylepass.core.io.model_files import source_digest
+    from stylepass.core.io.model_files import file_digest, source_digest
 
     text = (model / "model.onnx").read_bytes()
     if b"stylepass.source_digest" not in text or source_digest(model).encode() not in text:
         raise SystemExit(f"[package] {model / 'model.onnx'} was not exported from the weights and config beside it: "
                          f"run `stylepass export-model {model} --out {model} --onnx` first")
+    int8 = model / Path(PRESET_FILES[1]).name
+    if int8.is_file() and file_digest(model / "model.onnx").encode() not in int8.read_bytes():
+        raise SystemExit(f"[package] {int8} was not quantized from the model.onnx beside it (the extension would "
+                         f"refuse it): run `stylepass quantize {model} --data DATASET` on the preset's dataset first")
 
 
 def write_manifest(path: Path, platforms: list[str], wheels: list[str]) -> None:
