@@ -21,7 +21,7 @@ import bpy
 from .. import ADDON_DIR, ADDON_ID
 from ..contract.export_format import frame_stem
 from ..contract.headless_protocol import BadInputError, JobCancelled
-from ..contract.worker_protocol import PRESETS_ENV
+from ..contract.worker_protocol import INT8_MODEL, PRESETS_ENV
 from ..scene import compositor_nodes, gbuffer_export, passes
 from .training_engine import engine_python
 from .worker_client import WorkerClient
@@ -125,14 +125,23 @@ def stop_workers() -> None:
 
 
 def model_request(choice: str, precision: str = "fp32") -> dict[str, str]:
-    """``load`` fields for the panel's model setting (a model folder, else a preset name) and precision."""
+    """``load`` fields for the panel's model setting (a model folder, else a preset name) and precision.
+
+    int8 asked for a model folder without an int8 model (a style trained with Train style) runs it in
+    float32 (:func:`int8_missing`: the panel says so)."""
     choice = choice.strip()
     if not choice:
         raise BadInputError("no model or preset chosen: pick a preset (e.g. toon) or a model folder in the "
                             "Stylepass panel")
     folder = Path(bpy.path.abspath(choice))
     source = {"model": str(folder)} if folder.is_dir() else {"preset": choice}
-    return {**source, "precision": precision}
+    return {**source, "precision": "fp32" if int8_missing(choice, precision) else precision}
+
+
+def int8_missing(choice: str, precision: str) -> bool:
+    """Whether the panel asks for int8 of a model folder that has no int8 model (the presets have one)."""
+    folder = Path(bpy.path.abspath(choice.strip())) if choice.strip() else None
+    return precision == "int8" and folder is not None and folder.is_dir() and not (folder / INT8_MODEL).is_file()
 
 
 def stylised_path(out_dir: Path, model_name: str, frame: int) -> Path:

@@ -107,6 +107,8 @@ def draw_stylise_section(layout: bpy.types.UILayout, scene: bpy.types.Scene,
     row = layout.row(align=True)
     row.prop(scene.stylepass, "device")
     row.prop(scene.stylepass, "precision", text="")
+    if stylise_job.int8_missing(scene.stylepass.model, scene.stylepass.precision):
+        layout.label(text="This model has no int8 model: it runs in full precision", icon="INFO")
     layout.label(text=stylise_job.runtime_summary(), icon="SYSTEM")
     layout.prop(scene.stylepass, "stylise_on_render")
     if job.state == "RUNNING":

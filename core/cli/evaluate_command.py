@@ -146,7 +146,8 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     kind = evaluate.target_kind(identity)
     model_dir, name = resolve_model(args.model)
     styliser = load_styliser(model_dir, args.device, name=name, engine=args.engine, precision=args.precision)
-    out = Path(args.out) if args.out else dataset / EVALUATIONS_FOLDER / name
+    default_out = dataset / EVALUATIONS_FOLDER / (name if args.precision == "fp32" else f"{name}-{args.precision}")
+    out = Path(args.out) if args.out else default_out  # an int8 run beside the fp32 one, never over it
     denoise = args.denoise if args.denoise is not None else kind == "enhance"
     console.print(f"model {styliser.name} ({styliser.family}) in {styliser.runtime} on {styliser.device}; "
                   f"{len(pairs)} pair(s) of "

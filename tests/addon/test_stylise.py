@@ -111,6 +111,17 @@ def test_stylise_a_frame_shows_the_result_in_the_compositor(ready_scene, nodes):
     assert nodes.stylise_strength(ready_scene) == pytest.approx(0.25)
 
 
+def test_fast_int8_on_a_model_without_one_runs_it_in_full_precision(ready_scene, nodes):
+    """A style trained in Blender has no int8 model: Fast (int8) left on from a preset still stylises."""
+    stylise_job = importlib.import_module(f"{EXTENSION}.live.stylise_job")
+    ready_scene.stylepass.precision = "int8"
+    assert stylise_job.int8_missing(ready_scene.stylepass.model, "int8")
+    assert stylise_job.model_request(ready_scene.stylepass.model, "int8")["precision"] == "fp32"
+    assert not stylise_job.int8_missing("toon", "int8")  # a preset: the worker finds its int8 model
+    assert bpy.ops.stylepass.stylise() == {"FINISHED"}
+    assert bpy.context.window_manager.stylepass_job.state == "DONE"
+
+
 def test_stylise_again_replaces_and_remove_restores(ready_scene, nodes):
     bpy.ops.stylepass.stylise()
     bpy.ops.stylepass.stylise()

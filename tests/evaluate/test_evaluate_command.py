@@ -117,6 +117,18 @@ def test_the_same_command_gives_the_same_report_and_sheet(tmp_path, toon_dataset
         assert sheet.size == (3 * (192 + 4) + 4, 18 + 2 * (160 + 4) + 4)
 
 
+def test_an_int8_evaluation_goes_beside_the_fp32_one(tmp_path, toon_dataset, rad_model):
+    data = tmp_path / "data"
+    shutil.copytree(toon_dataset, data)
+    model = tmp_path / "toy" / "model"  # a folder named model takes its parent's name: toy
+    shutil.copytree(rad_model, model)
+    assert evaluate(model, "--data", data, "--sheet-rows", "1") == ExitCode.OK
+    assert main(["quantize", str(model), "--data", str(data)]) == ExitCode.OK
+    assert evaluate(model, "--data", data, "--sheet-rows", "1", "--precision", "int8") == ExitCode.OK
+    fp32, int8 = report_of(data / "evaluation" / "toy"), report_of(data / "evaluation" / "toy-int8")
+    assert ":int8:" in int8["model"]["id"] and ":int8" not in fp32["model"]["id"]
+
+
 def test_split_limit_and_no_denoise(tmp_path, toon_dataset, rad_model):
     data = tmp_path / "data"
     shutil.copytree(toon_dataset, data)
