@@ -14,8 +14,10 @@ weights are a filter, not learned, and its variance maths needs float32).
 
 Calibration frames. FOLDER is a training dataset (``pairs.jsonl``: its ``train`` frames
 calibrate, its ``val`` frames check) or an export folder (its first frames calibrate, the last
-ones check). Frames larger than :data:`CALIBRATION_SIDE` are cropped around their centre for
-calibration (the calibrator keeps every activation of every frame in memory).
+ones check). Frames larger than :data:`CALIBRATION_SIDE` are cut into crops of that side for
+calibration (the calibrator keeps every activation of every crop in memory): about
+:data:`CALIBRATION_CROPS` crops in all, spread over the frames and over each frame's area (corners
+and edges too: a bright sky or rim at the border needs its range as much as the centre does).
 
 Staleness. The int8 file records the :func:`~stylepass.core.io.model_files.model_id` of the
 folder it was made from (``stylepass.model_id``: the weights' digest) and the digest of the
@@ -56,7 +58,9 @@ from .stylise import StyliseError
 
 CALIBRATION_FRAMES = 16  # frames the ranges are taken from
 CHECK_FRAMES = 4  # held-out frames the int8 output is compared on
-CALIBRATION_SIDE = 256  # larger frames are cropped to this for calibration
+CALIBRATION_SIDE = 256  # larger frames are cut into crops of this side for calibration
+CALIBRATION_CROPS = 32  # crops of large frames in all, spread over the frames and their area
+GOLDEN_FRACTION = 0.6180339887  # the golden-ratio sequence: evenly spread picks, in any number
 QUANTIZED_OPS = ("Conv",)
 FP32_SCOPES = ("/kuwahara/",)  # nodes whose names hold one of these stay float32
 PAIRS = "pairs.jsonl"  # a training dataset's list of pairs (blender_addon.contract.dataset_layout)
@@ -139,17 +143,30 @@ def spread(items: list[Any], count: int) -> list[Any]:
             for index in range(count)]
 
 
-def center_crop(feed: dict[str, np.ndarray], side: int) -> dict[str, np.ndarray]:
-    """The (1, C, H, W) inputs of `feed` cropped to at most side x side around the centre (the (1,)
+def crop_corners(height: int, width: int, side: int, frame_index: int, frames: int) -> list[tuple[int, int]]:
+    """(top, left) of the side x side calibration crops of frame `frame_index` of `frames`.
+
+    The frame's grid of crops (last row and column flush with the border) is taken in an order that
+    spreads over the frame: the four corners and the centre, then the golden-ratio sequence over the
+    rest. The frames share out the first ``CALIBRATION_CROPS`` crops of that order (at least one each)."""
+    def starts(extent: int) -> list[int]:
+        return [0] if extent <= side else sorted({*range(0, extent - side, side), extent - side})
+
+    rows, columns = starts(height), starts(width)
+    grid = [(top, left) for top in rows for left in columns]
+    first = [(rows[0], columns[0]), (rows[0], columns[-1]), (rows[-1], columns[0]), (rows[-1], columns[-1]),
+             (rows[len(rows) // 2], columns[len(columns) // 2])]
+    golden = (grid[int(len(grid) * ((index * GOLDEN_FRACTION) % 1.0))] for index in range(4 * len(grid)))
+    order = list(dict.fromkeys([*first, *golden, *grid]))
+    per_frame = min(len(order), max(1, math.ceil(CALIBRATION_CROPS / max(1, frames))))
+    return [order[(frame_index * per_frame + crop) % len(order)] for crop in range(per_frame)]
+
+
+def crop(feed: dict[str, np.ndarray], top: int, left: int, side: int) -> dict[str, np.ndarray]:
+    """The (1, C, H, W) inputs of `feed` cut to the side x side window at (top, left) (the (1,)
     whole-frame inputs kept, so the crop is normalised as the frame is)."""
-    cropped = {}
-    for name, array in feed.items():
-        if array.ndim == 4:
-            height, width = array.shape[-2:]
-            top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
-            array = np.ascontiguousarray(array[..., top:top + side, left:left + side])
-        cropped[name] = array
-    return cropped
+    return {name: np.ascontiguousarray(array[..., top:top + side, left:left + side]) if array.ndim == 4 else array
+            for name, array in feed.items()}
 
 
 def fp32_node_names(model: Any) -> list[str]:
@@ -190,13 +207,18 @@ def quantize_model(model_dir: Path, data: Path, log: Log = print) -> QuantizeRep
         for frame in frames:
             yield fp32.frame_feed(read_checked(frame.source))
 
+    def crops() -> Iterator[dict[str, np.ndarray]]:
+        for index, feed in enumerate(feeds(calibrate)):
+            height, width = feed["beauty"].shape[-2:]
+            for top, left in crop_corners(height, width, CALIBRATION_SIDE, index, len(calibrate)):
+                yield crop(feed, top, left, CALIBRATION_SIDE)
+
     class Reader:  # an onnxruntime CalibrationDataReader (it checks for get_next only)
         def __init__(self) -> None:
-            self.frames = iter(feeds(calibrate))
+            self.crops = crops()
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            feed = next(self.frames, None)
-            return None if feed is None else center_crop(feed, CALIBRATION_SIDE)
+            return next(self.crops, None)
 
     source = onnx.load(str(model_dir / ONNX_MODEL))
     metadata = {prop.key: prop.value for prop in source.metadata_props}

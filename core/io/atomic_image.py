@@ -9,7 +9,6 @@ from PIL import Image
 
 from stylepass.blender_addon.contract.atomic_files import write_atomic
 
-
 # zlib level of previews written once per stylised frame: level 1 wrote a 1080p frame 3.5x faster than
 # Pillow's default (6) for 17 % more bytes (190 against 658 ms on the 2-core CI machine, issue 16)
 FAST_PNG_LEVEL = 1

@@ -119,7 +119,8 @@ def test_model_config_rejects_unknown_keys_and_bad_values() -> None:
         model_config_from_dict({"family": "rad", "widht": 3, "colour": 1})
     with pytest.raises(ConfigError, match="model.family = 'gan'; allowed: unet, rad"):
         model_config_from_dict({"family": "gan"})
-    with pytest.raises(ConfigError, match="unknown G-buffer pass.*specular.*allowed: albedo, glossy_albedo, normal, depth, motion"):
+    with pytest.raises(ConfigError,
+                       match="unknown G-buffer pass.*specular.*allowed: albedo, glossy_albedo, normal, depth, motion"):
         model_config_from_dict({"family": "unet", "gbuffer_passes": ["specular"]})
     with pytest.raises(ConfigError, match="same length"):
         model_config_from_dict({"family": "rad", "widths": [8, 16], "blocks": [1]})

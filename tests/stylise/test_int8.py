@@ -16,7 +16,14 @@ from PIL import Image
 from stylepass.blender_addon.contract.exit_codes import ExitCode
 from stylepass.blender_addon.contract.worker_protocol import INT8_MODEL
 from stylepass.core.cli import main
-from stylepass.core.inference.onnx_quantize import calibration_frames, psnr, quantize_model
+from stylepass.core.inference.onnx_quantize import (
+    CALIBRATION_CROPS,
+    CALIBRATION_SIDE,
+    calibration_frames,
+    crop_corners,
+    psnr,
+    quantize_model,
+)
 from stylepass.core.inference.stylise import StyliseError, frame_jobs, load_styliser, read_frame
 from stylepass.core.io.model_files import file_digest
 from stylepass.core.models import UNetConfig
@@ -100,7 +107,8 @@ def test_frames_of_an_earlier_quantization_are_redone(quantized: Path, export_fo
     assert main(arguments) == ExitCode.OK
     assert "0 stylised, 3 already finished" in capsys.readouterr().err
     first = file_digest(model_dir / INT8_MODEL)
-    assert main(["quantize", str(model_dir), "--data", str(later_frames_folder(export_folder, tmp_path))]) == ExitCode.OK
+    later = later_frames_folder(export_folder, tmp_path)
+    assert main(["quantize", str(model_dir), "--data", str(later)]) == ExitCode.OK
     assert file_digest(model_dir / INT8_MODEL) != first
     assert main(arguments) == ExitCode.OK
     assert "3 stylised, 0 already finished" in capsys.readouterr().err
@@ -151,6 +159,19 @@ def test_calibration_frames_of_a_dataset_and_of_an_export(tmp_path: Path, export
     assert {f.source for f in calibrate}.isdisjoint({f.source for f in check}) and calibrate and check
     with pytest.raises(StyliseError, match="neither a dataset"):
         calibration_frames(tmp_path / "dataset" / "..")
+
+
+@pytest.mark.parametrize("frames", [1, 3, 16])
+def test_calibration_crops_of_large_frames_cover_their_corners_and_edges(frames: int) -> None:
+    """A 1080p frame is not calibrated on its centre alone: over the frames, the crops reach every
+    corner, and about CALIBRATION_CROPS are taken in all; a small frame is one whole crop."""
+    side = CALIBRATION_SIDE
+    crops = [crop_corners(1080, 1920, side, index, frames) for index in range(frames)]
+    taken = {corner for frame in crops for corner in frame}
+    assert {(0, 0), (0, 1920 - side), (1080 - side, 0), (1080 - side, 1920 - side)} <= taken
+    assert CALIBRATION_CROPS <= sum(map(len, crops)) <= CALIBRATION_CROPS + frames
+    assert all(0 <= top <= 1080 - side and 0 <= left <= 1920 - side for top, left in taken)
+    assert crop_corners(128, 96, side, 0, frames) == [(0, 0)]
 
 
 def test_quantize_cli_bad_calibration_folder_exits_2(tmp_path: Path, capsys) -> None:

@@ -139,8 +139,9 @@ def build_engine_wheel(folder: Path) -> None:
 
 def check_current_onnx(model: Path, runtime: Path) -> None:
     """Refuse to ship a preset's model.onnx older than its weights and config, or a model.int8.onnx
-    quantized from another model.onnx (the zip carries the ONNX files alone, so nothing could tell later). runtime: the staged ``runtime/`` folder, whose
-    copy of the core gives the digest's one definition."""
+    quantized from another model.onnx (the zip carries the ONNX files alone, so nothing could tell
+    later). runtime: the staged ``runtime/`` folder, whose copy of the core gives the digests' one
+    definition."""
     if str(runtime) not in sys.path:
         sys.path.insert(0, str(runtime))
     from stylepass.core.io.model_files import file_digest, source_digest
