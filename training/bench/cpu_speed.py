@@ -12,8 +12,9 @@ quantize``):
 
 * ``loop_ms``: per frame in a sequence through :func:`~stylepass.core.inference.stylise.stylise_jobs`
   (read, model, write pipelined as ``stylepass stylise`` runs them), on synthetic exported
-  frames: what each frame after the first adds, (time for :data:`LOOP_FRAMES` frames - time for
-  one) / (LOOP_FRAMES - 1), after a one-frame warm-up run;
+  frames: the median time between two frames' "stylised" reports of a :data:`LOOP_FRAMES`-frame
+  run, after a one-frame warm-up run (the first frame, which has no frame to overlap with, is
+  left out; a median, so that one slow frame on a shared machine does not skew it);
 * where the time goes, each stage alone (medians): ``read_ms`` (the export EXR and sidecar to
   arrays), ``prepare_ms`` (arrays to the runtime's inputs), ``model_ms`` (the runtime's call),
   ``finish_ms`` (clip and inverse tone map of the output), ``write_ms`` (EXR and PNG preview,
@@ -29,7 +30,9 @@ loop and its PSNR against the targets is within :data:`INT8_MAX_DB_LOSS` of floa
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -63,7 +66,7 @@ from .worker_timing import write_synthetic_export
 REFERENCE = {"what": "one 3x3 64->64-channel float32 convolution over a 960x540 frame in torch, channels_last, "
                      "all usable cores", "channels": 64, "size": "960x540"}
 CPU_SIZE = (1080, 1920)  # (H, W)
-LOOP_FRAMES = 4  # frames of the longer loop run (per frame: its time minus a one-frame run, over 3)
+LOOP_FRAMES = 6  # frames of the loop run: 5 intervals between their reports, of which the median counts
 UNITS_TARGET = 3.0  # issue 16: a 1080p frame in at most this many reference units
 INT8_MAX_DB_LOSS = 0.3  # int8 kept when its PSNR against the targets is within this of float32's
 PATHS = (("torch", "torch", "fp32"), ("onnx_fp32", "onnx", "fp32"), ("onnx_int8", "onnx", "int8"))
@@ -136,18 +139,19 @@ def measure_cpu_speed(candidates: list[Candidate], settings: Settings, log: Log)
 
 def time_paths(styliser: Styliser, sources: list[Path], out: Path, repeats: int) -> dict[str, float]:
     """The loop's per-frame time on `sources` and each stage alone (see the module docstring)."""
-    def loop_s(frames: list[Path], folder: Path) -> float:
+    def report_times(frames: list[Path], folder: Path) -> list[float]:
+        """perf_counter() at each frame's "stylised" report of one stylise_jobs run on `frames`."""
         jobs = [FrameJob(source, folder / f"{output_stem(source)}.exr", folder / f"{output_stem(source)}.png")
                 for source in frames]
-        start = time.perf_counter()
-        summary = stylise_jobs(styliser, jobs, folder)
+        times: list[float] = []
+        summary = stylise_jobs(styliser, jobs, folder, on_frame=lambda *_: times.append(time.perf_counter()))
         if len(summary.stylised) != len(jobs):
             raise RuntimeError(f"the stylise loop did not stylise every frame: {summary}")
-        return time.perf_counter() - start
+        return times
 
-    loop_s(sources[:1], out / "warm_up")
-    single = loop_s(sources[:1], out / "one")
-    loop_ms = 1000.0 * (loop_s(sources, out / "all") - single) / max(1, len(sources) - 1)
+    report_times(sources[:1], out / "warm_up")
+    times = report_times(sources, out / "all")
+    loop_ms = 1000.0 * statistics.median(later - earlier for earlier, later in itertools.pairwise(times))
 
     frame = read_frame(sources[0])
     read_ms = median_ms(lambda: read_frame(sources[0]), repeats, 0, torch.device("cpu"))

@@ -22,14 +22,14 @@ from .candidates import Candidate, device_inputs
 from .settings import Log, Settings, out_of_memory, size_label, skipped
 from .timing import median_ms, predict_call
 
-HALF_FLOAT_PASSES = ("beauty", "albedo")  # Blender writes colour passes as half float
+HALF_FLOAT_PASSES = ("beauty", "albedo", "glossy_albedo")  # Blender writes colour passes as half float
 
 
 def write_synthetic_export(path: Path, height: int, width: int, seed: int = 0) -> Path:
     """Write a smooth random frame as a Blender 5.x-style G-buffer export (EXR + sidecar JSON).
 
-    Passes: beauty (HDR, up to ~2), albedo, normal (camera facing), depth, material index
-    (12 materials in vertical bands) and motion; the camera is the identity. Like Blender's
+    Passes: beauty (HDR, up to ~2), albedo, glossy colour, normal (camera facing), depth, material
+    index (12 materials in vertical bands) and motion; the camera is the identity. Like Blender's
     export: one ZIP-compressed part, colour passes half float, data passes full float.
     Returns `path`.
     """
@@ -43,6 +43,7 @@ def write_synthetic_export(path: Path, height: int, width: int, seed: int = 0) -
     layers = {
         "beauty": np.concatenate([beauty, np.ones((1, height, width), np.float32)]),
         "albedo": np.clip(0.2 + 0.3 * beauty, 0.0, 1.0),
+        "glossy_albedo": np.clip(0.05 + 0.1 * beauty, 0.0, 1.0),
         "normal": normal,
         "depth": (2.0 + u + v)[None],
         "material_index": (1 + (xx * 12 // width))[None],
