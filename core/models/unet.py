@@ -73,6 +73,13 @@ class UpBlock(nn.Module):
         return self.act(self.norm(out))
 
 
+def positive(x: torch.Tensor) -> torch.Tensor:
+    """Softplus, ``log(1 + exp(x))`` (> 0, any shape), written as ``relu(x) + log1p(exp(-|x|))``: the
+    same values to float rounding, and in ONNX Runtime twice as fast as its Softplus operator, which is
+    not vectorised (55 against 119 ms over a 12-channel 1080p head on 2 cores; issue 16)."""
+    return F.relu(x) + torch.log1p(torch.exp(-x.abs()))
+
+
 def _inverse_softplus(value: float) -> float:
     return math.log(math.expm1(value))
 
@@ -159,7 +166,7 @@ class UNetGenerator(nn.Module):
         """The demodulated output (see the class docstring) in the model range, (N, 3, H, W) in [0, 1).
 
         out: the head's (N, 9 or 12, H, W); image: the input (N, 3, H, W) in [0, 1]."""
-        terms = F.softplus(out.float()).split(3, dim=1)
+        terms = positive(out.float()).split(3, dim=1)
         shading, gain, base = terms[:3]
         render = image.float().clamp(0.0, 1.0 - RESIDUAL_EPS)
         render = render / (1.0 - render)  # the model range back to scene-linear

@@ -10,7 +10,7 @@ from stylepass.core.models import RADConfig, UNetConfig, build_generator
 from stylepass.core.models.guides import edge_guides
 from stylepass.core.models.inputs import gbuffer_channels
 from stylepass.core.models.norms import channel_norm
-from stylepass.core.models.unet import UNetGenerator
+from stylepass.core.models.unet import UNetGenerator, positive
 
 TINY = {
     "unet": UNetConfig(base_width=4, depth=4, gbuffer_passes=("albedo", "depth")),
@@ -123,6 +123,15 @@ def test_demodulated_unet_mixes_albedo_and_render_and_keeps_the_colours() -> Non
         model.head.bias.copy_(torch.log(torch.expm1(torch.tensor([0.5] * 3 + [1e-6] * 6))))
         half = albedo * 0.5
         torch.testing.assert_close(model(image, gbuffers, material), half / (1 + half), atol=1e-5, rtol=0)
+
+
+def test_positive_is_softplus_and_exports_without_the_softplus_operator() -> None:
+    """The demodulated head's softplus, in a form ONNX Runtime runs twice as fast (see unet.positive)."""
+    x = torch.cat([torch.linspace(-100, 100, 2001), torch.randn(1000) * 5])
+    torch.testing.assert_close(positive(x), torch.nn.functional.softplus(x), atol=2e-6, rtol=1e-6)
+    assert torch.isfinite(positive(torch.tensor([-1e4, 1e4, 0.0]))).all()
+    ops = {node.kind() for node in torch.jit.trace(positive, (x,)).graph.nodes()}
+    assert "aten::softplus" not in ops
 
 
 def test_demodulated_unet_gives_metals_their_glossy_colour() -> None:
