@@ -45,13 +45,14 @@ def smooth_frame(height: int, width: int, peak: float = 1.0) -> SimpleNamespace:
     normal = np.stack([0.3 * (u - 0.5), 0.3 * (v - 0.5), np.ones_like(u)])
     normal /= np.linalg.norm(normal, axis=0, keepdims=True)
     return SimpleNamespace(beauty=beauty.astype(np.float32), albedo=np.clip(0.2 + 0.6 * beauty / peak, 0, 1),
+                           glossy_albedo=np.clip(0.04 + 0.2 * beauty / peak, 0, 1).astype(np.float32),
                            normal=normal.astype(np.float32), depth=(2.0 + u + v).astype(np.float32),
                            valid=np.ones((height, width), bool),
                            material_id=np.ones((height, width), np.int32), motion=None, meta={})
 
 
 def write_export(folder: Path, frames: list[SimpleNamespace], first: int = 1,
-                 passes: tuple[str, ...] = ("albedo",)) -> list[Path]:
+                 passes: tuple[str, ...] = ("albedo", "glossy_albedo")) -> list[Path]:
     """Write frames as ``frame_NNNNNN.exr`` + sidecar with manifest lines, as the exporter does."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -110,7 +110,8 @@ def test_missing_passes_are_named(tmp_path, export_folder, capsys):
     # an export made before the glossy colour pass, for a model that reads it (the toon preset)
     needs_glossy = write_model(tmp_path / "glossy", UNetConfig(
         base_width=4, depth=2, demodulated=True, gbuffer_passes=("albedo", "glossy_albedo", "normal")))
-    assert stylise(export_folder, "--model", needs_glossy, "--out", tmp_path / "out") == ExitCode.BAD_INPUT
+    [old_export] = write_export(tmp_path / "old_export", [smooth_frame(32, 32)], passes=("albedo",))
+    assert stylise(old_export, "--model", needs_glossy, "--out", tmp_path / "out") == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert "lacks the pass(es) model 'glossy' needs: glossy_albedo" in err and "export again" in err
 

@@ -54,6 +54,7 @@ def make_frame(rng: np.random.Generator, height: int = FRAME_HEIGHT, width: int 
     return SimpleNamespace(
         beauty=beauty,
         albedo=np.clip(beauty * 0.8, 0, 1).astype(np.float32),
+        glossy_albedo=np.clip(0.04 + beauty * 0.1, 0, 1).astype(np.float32),
         normal=normal,
         depth=depth,
         valid=valid,
@@ -68,7 +69,7 @@ def write_test_gbuffer(path: Path, frame: SimpleNamespace, passes: tuple[str, ..
 
     The camera is the identity (world space = camera space); invalid pixels get Blender's
     1e10 background depth. `passes` picks the optional layers besides beauty, normal, depth and
-    material index ("albedo" is there unless left out, to test a missing pass).
+    material index: "albedo" (left out to test a missing pass) and "glossy_albedo".
     """
     height, width = frame.depth.shape
     layer = "ViewLayer"
@@ -76,6 +77,8 @@ def write_test_gbuffer(path: Path, frame: SimpleNamespace, passes: tuple[str, ..
     channels[f"{layer}.Combined.A"] = np.ones((height, width), np.float32)
     if "albedo" in passes:
         channels.update({f"{layer}.Diffuse Color.{c}": frame.albedo[i] for i, c in enumerate("RGB")})
+    if "glossy_albedo" in passes:
+        channels.update({f"{layer}.Glossy Color.{c}": frame.glossy_albedo[i] for i, c in enumerate("RGB")})
     channels.update({f"{layer}.Normal.{c}": frame.normal[i] for i, c in enumerate("XYZ")})
     channels[f"{layer}.Depth.Z"] = np.where(frame.valid, frame.depth, 1e10)
     channels[f"{layer}.Material Index.X"] = frame.material_id.astype(np.float32)
@@ -108,7 +111,7 @@ def build_dataset(root: Path, seed: int = 0, height: int = FRAME_HEIGHT, width: 
     for index in range(TRAIN_FRAMES + VAL_FRAMES):
         split = "train" if index < TRAIN_FRAMES else "val"
         frame = make_frame(rng, height, width)
-        write_test_gbuffer(root / "frames" / f"{index:04d}.exr", frame)
+        write_test_gbuffer(root / "frames" / f"{index:04d}.exr", frame, ("albedo", "glossy_albedo"))
         target = restyle(frame.beauty)
         if split == "train":
             target_name = f"targets/{index:04d}.png"
