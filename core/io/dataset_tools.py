@@ -152,11 +152,12 @@ def _bytes_in(folder: Path, skip: Path | None = None) -> int:
                if path.is_file() and (skip is None or not path.is_relative_to(skip)))
 
 
-SHEET_COLUMNS = ("input", "albedo", "normal", "depth", "material id", "target")
+SHEET_COLUMNS = ("input", "albedo", "glossy colour", "normal", "depth", "material id", "target")
 
 
 def contact_sheet(dataset: Path, destination: Path, count: int = 4) -> Path:
-    """Write a PNG with one row per pair (a spread of ``count`` pairs): input, passes, target."""
+    """Write a PNG with one row per pair (a spread of ``count`` pairs): input, passes, target
+    (the columns of :data:`SHEET_COLUMNS`)."""
     rows = made_pairs(dataset)
     if not rows:
         raise DatasetError(f"{dataset} has no finished pairs yet")
@@ -167,6 +168,9 @@ def contact_sheet(dataset: Path, destination: Path, count: int = 4) -> Path:
         tiles.append([
             preview_images.linear_to_srgb8(frame.beauty),
             preview_images.albedo_to_rgb8(frame.albedo),
+            # black for exports made before the glossy colour was exported
+            preview_images.albedo_to_rgb8(frame.glossy_albedo if frame.glossy_albedo is not None
+                                          else np.zeros_like(frame.albedo)),
             preview_images.normal_to_rgb8(frame.normal),
             preview_images.depth_to_rgb8(frame.depth, frame.valid),
             preview_images.ids_to_rgb8(frame.material_id),

@@ -118,9 +118,10 @@ def test_show_prints_counts_and_writes_a_contact_sheet(enhance_dataset, tmp_path
     assert "pairs: 3 (2 train, 1 validation) from 3 scene(s)" in shown.stderr
     assert "target: enhance, input engine: cycles, resolution: 64x64" in shown.stderr
     with Image.open(sheet) as image:
-        assert image.size == (6 * 68 + 4, 18 + 3 * 68 + 4)
+        assert image.size == (7 * 68 + 4, 18 + 3 * 68 + 4)
         pixels = np.asarray(image.convert("RGB"))
     assert pixels[30:80, 4:68].std() > 5, "the first tile shows a render, not a blank"
+    assert pixels[30:80, 2 * 68 + 4:3 * 68].max() > 0, "the glossy colour column shows the pass"
 
 
 def test_a_killed_dataset_job_resumes_with_every_pair_once(blender, tmp_path):
