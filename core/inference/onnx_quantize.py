@@ -51,7 +51,7 @@ from stylepass.blender_addon.contract.worker_protocol import INT8_MODEL, ONNX_MO
 
 from ..io.colour import decode_srgb, tonemap
 from ..io.exr_file import read_exr
-from ..io.gbuffer import GBufferError, exported_frames, read_gbuffer
+from ..io.gbuffer import GBufferError, exported_frames, missing_passes, read_gbuffer
 from ..io.model_files import file_digest, model_id
 from ..io.preview_images import exr_rgb
 from .stylise import StyliseError
@@ -205,7 +205,7 @@ def quantize_model(model_dir: Path, data: Path, log: Log = print) -> QuantizeRep
 
     def feeds(frames: list[CalibrationFrame]) -> Iterator[dict[str, np.ndarray]]:
         for frame in frames:
-            yield fp32.frame_feed(read_checked(frame.source))
+            yield fp32.frame_feed(read_checked(frame.source, fp32.passes))
 
     def crops() -> Iterator[dict[str, np.ndarray]]:
         for index, feed in enumerate(feeds(calibrate)):
@@ -276,12 +276,18 @@ def load_onnx_session(path: Path) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def read_checked(source: Path) -> Any:
-    """read_gbuffer with its errors as StyliseError (``bad_input``)."""
+def read_checked(source: Path, passes: tuple[str, ...]) -> Any:
+    """read_gbuffer with its errors as StyliseError: ``bad_input``, or ``missing_passes`` when the
+    frame lacks a pass of `passes` (the model's), e.g. an export made before the glossy colour."""
     try:
-        return read_gbuffer(source)
+        frame = read_gbuffer(source)
     except GBufferError as error:
         raise StyliseError(f"calibration frame {source}: {error}", "bad_input") from None
+    if missing := missing_passes(frame, passes):
+        raise StyliseError(f"calibration frame {source} lacks the pass(es) the model needs: {', '.join(missing)}; "
+                           "calibrate on frames exported with them (Stylepass > Set up passes in Blender, "
+                           "then export again)", "missing_passes")
+    return frame
 
 
 def target_model_range(path: Path) -> np.ndarray:
@@ -300,7 +306,7 @@ def check_int8(fp32: Any, int8_session: Any, frames: list[CalibrationFrame], rep
     """Run the float32 styliser's session and the int8 session on `frames`; fill `report`'s PSNRs
     (in the model range, the metric space of ``stylepass evaluate`` and the presets' cards)."""
     for frame in frames:
-        feed = fp32.frame_feed(read_checked(frame.source))
+        feed = fp32.frame_feed(read_checked(frame.source, fp32.passes))
         (reference,) = fp32.session.run(["rgb"], feed)
         (quantized,) = int8_session.run(["rgb"], feed)
         report.psnr_vs_fp32.append(psnr(quantized, reference))

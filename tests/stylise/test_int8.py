@@ -28,7 +28,7 @@ from stylepass.core.inference.stylise import StyliseError, frame_jobs, load_styl
 from stylepass.core.io.model_files import file_digest
 from stylepass.core.models import UNetConfig
 
-from .conftest import write_model
+from .conftest import smooth_frame, write_export, write_model
 
 # A painterly-like model: edge guides and a Kuwahara stage that must stay float32.
 TINY_PAINTERLY = UNetConfig(base_width=4, depth=2, gbuffer_passes=("albedo", "normal", "depth"), edge_guides=True,
@@ -172,6 +172,17 @@ def test_calibration_crops_of_large_frames_cover_their_corners_and_edges(frames:
     assert CALIBRATION_CROPS <= sum(map(len, crops)) <= CALIBRATION_CROPS + frames
     assert all(0 <= top <= 1080 - side and 0 <= left <= 1920 - side for top, left in taken)
     assert crop_corners(128, 96, side, 0, frames) == [(0, 0)]
+
+
+def test_calibration_frames_without_a_pass_the_model_reads_exit_2(tmp_path: Path, capsys) -> None:
+    """An export made before the glossy colour, to calibrate a model that reads it (toon)."""
+    glossy = write_model(tmp_path / "glossy", UNetConfig(base_width=4, depth=2, demodulated=True,
+                                                         gbuffer_passes=("albedo", "glossy_albedo", "normal")))
+    old = tmp_path / "old_export"
+    write_export(old, [smooth_frame(40, 48), smooth_frame(40, 48, peak=2.0)], passes=("albedo",))
+    assert main(["quantize", str(glossy), "--data", str(old)]) == ExitCode.BAD_INPUT
+    assert "lacks the pass(es) the model needs: glossy_albedo" in " ".join(capsys.readouterr().err.split())
+    assert not (glossy / INT8_MODEL).exists()
 
 
 def test_quantize_cli_bad_calibration_folder_exits_2(tmp_path: Path, capsys) -> None:
