@@ -635,25 +635,30 @@ class _FramePipeline:
         writing, self.writing = self.writing, None
         if writing is None:
             return
-        job = writing.job
-        interrupted = _wait_through_interrupts(writing.future)
         try:
-            try:
-                write_s = writing.future.result()
-            except FileNotFoundError as error:  # the output folder went away under the writer
-                self.summary.failed.append((job, StyliseError(str(error), "bad_input")))
-                self.report(writing.index, job, "failed")
-                return
-            seconds = writing.timings.total_s + write_s
-            append_jsonl(self.manifest, {"source": str(job.source.resolve()), "exr": job.output.name,
-                                         "png": job.preview.name, "model": self.styliser.model_id,
-                                         "input": writing.digest, "seconds": round(seconds, 3)})
-            self.summary.stylised.append(job)
-            self.report(writing.index, job, "stylised")
+            interrupted = _wait_through_interrupts(writing.future)
+            self._record(writing)
         finally:
             writing.claim.close()
-            if interrupted is not None:
-                raise interrupted  # now that the frame is recorded (or named as failed)
+        if interrupted is not None:
+            raise interrupted  # now that the frame is recorded (or named as failed)
+
+    def _record(self, writing: _Writing) -> None:
+        """A finished write: its manifest line and its "stylised" report, or "failed" when the output
+        folder went away under the writer."""
+        job = writing.job
+        try:
+            write_s = writing.future.result()
+        except FileNotFoundError as error:
+            self.summary.failed.append((job, StyliseError(str(error), "bad_input")))
+            self.report(writing.index, job, "failed")
+            return
+        seconds = writing.timings.total_s + write_s
+        append_jsonl(self.manifest, {"source": str(job.source.resolve()), "exr": job.output.name,
+                                     "png": job.preview.name, "model": self.styliser.model_id,
+                                     "input": writing.digest, "seconds": round(seconds, 3)})
+        self.summary.stylised.append(job)
+        self.report(writing.index, job, "stylised")
 
     def report(self, index: int, job: FrameJob, status: str) -> None:
         if self.on_frame is not None:
@@ -661,15 +666,18 @@ class _FramePipeline:
 
 
 def _wait_through_interrupts(future: Future[float]) -> KeyboardInterrupt | None:
-    """Wait for `future` through Ctrl-C and SIGTERM (both raise KeyboardInterrupt here), so that a
-    frame whose files are being written is finished and recorded before the run stops; returns the
-    interrupt to raise once it is, or None."""
+    """Wait for `future` through one Ctrl-C or SIGTERM (both raise KeyboardInterrupt here), so that a
+    frame whose files are being written is finished and recorded before the run stops; returns that
+    interrupt, to raise once the frame is recorded, or None. A second interrupt stops the wait at once
+    (a write stuck on a hung share must not make the run unstoppable): the frame is then redone."""
     interrupted: KeyboardInterrupt | None = None
     while True:
         try:
             wait([future])
             return interrupted
         except KeyboardInterrupt as stop:
+            if interrupted is not None:
+                raise
             interrupted = stop
 
 

@@ -220,6 +220,40 @@ def test_ctrl_c_while_waiting_for_a_write_records_both_frames_in_flight(tmp_path
     assert not [t for t in threading.enumerate() if t.name.startswith("stylepass-")]
 
 
+def test_a_second_ctrl_c_stops_the_wait_for_a_stuck_write(tmp_path: Path, export: Path, monkeypatch) -> None:
+    """A write stuck on a hung share: the first Ctrl-C waits for it, the second stops at once; the
+    frame is not recorded (a rerun redoes it) and its claim and threads are gone afterwards."""
+    release_write = threading.Event()
+    real_write = stylise_module.write_stylised
+
+    def write(rgb, output: Path, preview):
+        if output.name == "stylised_000001.exr":
+            release_write.wait(WAIT_S)
+        real_write(rgb, output, preview)
+
+    def interrupt_twice_then_release() -> None:
+        for _ in range(2):
+            threading.Event().wait(0.4)
+            os.kill(os.getpid(), signal.SIGINT)
+        threading.Event().wait(0.5)
+        release_write.set()  # the stuck write ends at last (the executor joins its thread on the way out)
+
+    monkeypatch.setattr(stylise_module, "write_stylised", write)
+    out = tmp_path / "out"
+    jobs = frame_jobs(export, out)
+    stopper = threading.Thread(target=interrupt_twice_then_release)
+    stopper.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stylise_jobs(make_styliser(), jobs, out)
+    finally:
+        release_write.set()
+        stopper.join()
+    assert "stylised_000001.exr" not in [row["exr"] for row in rows(out)]
+    assert all(claim_is_free(out, job) for job in jobs)
+    assert not [t for t in threading.enumerate() if t.name.startswith("stylepass-")]
+
+
 def test_a_failed_write_stops_the_run_and_records_nothing_of_it(tmp_path: Path, export: Path, monkeypatch) -> None:
     real_write = stylise_module.write_stylised
 
