@@ -26,7 +26,8 @@ motion         (4,H,W) float32  Blender's Vector pass in pixels (previous x, y,
 ============== ================ ===================================================
 
 Non-finite values in any pass are set to 0, marked invalid and reported with a
-:class:`GBufferWarning`; nothing non-finite or 1e10-sized reaches a network.
+:class:`GBufferWarning` (in ``glossy_albedo``, which few models read, they are only set to 0, or 1
+for +Inf); nothing non-finite or 1e10-sized reaches a network.
 """
 
 from __future__ import annotations
@@ -215,10 +216,11 @@ def read_gbuffer(exr_path: str | Path) -> GBufferFrame:
     valid = np.ones((height, width), dtype=bool)
     repaired: dict[str, int] = {}
     material_id = _material_ids(exr, prefix, meta, valid, repaired)
-    optional = (("motion", motion), ("glossy_albedo", glossy_albedo))
     for name, array in (("beauty", beauty), ("albedo", albedo), ("normal", normal_world), ("depth", depth),
-                        *((name, array) for name, array in optional if array is not None)):
+                        *((("motion", motion),) if motion is not None else ())):
         _sanitise(name, array, valid, repaired)
+    if glossy_albedo is not None:  # most models do not read it: its holes are zeroed, not masked for all
+        np.nan_to_num(glossy_albedo, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     if repaired:
         detail = ", ".join(f"{name}: {count} px" for name, count in repaired.items())
         warnings.warn(GBufferWarning(f"{exr_path}: non-finite values set to 0 and masked ({detail})"),

@@ -296,6 +296,17 @@ def test_optional_pass_is_none_when_not_exported(tmp_path, layout, optional):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
+def test_non_finite_glossy_colour_is_zeroed_without_masking(tmp_path, layout):
+    """Few models read the glossy colour: a hole in it must not mask pixels for the others."""
+    passes = make_passes()
+    passes["glossy_albedo"][0, 1, 2], passes["glossy_albedo"][1, 4, 5] = np.nan, np.inf
+    frame = read_quietly(write_frame(tmp_path, passes, layout))
+    assert frame.valid[1, 2] and frame.valid[4, 5] and frame.repaired == {}
+    assert frame.glossy_albedo[0, 1, 2] == 0.0 and frame.glossy_albedo[1, 4, 5] == 1.0
+    assert np.isfinite(frame.glossy_albedo).all()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_glossy_colour_is_clipped_like_albedo(tmp_path, layout):
     """A glossy colour above 1 (a light-emitting coat) or below 0 is clipped to [0, 1]."""
     passes = make_passes()
@@ -402,8 +413,7 @@ def test_hdr_beauty_survives_and_albedo_is_clipped(tmp_path, layout):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("pass_name", ["beauty", "albedo", "glossy_albedo", "normal", "depth", "material_index",
-                                       "motion"])
+@pytest.mark.parametrize("pass_name", ["beauty", "albedo", "normal", "depth", "material_index", "motion"])
 def test_non_finite_values_are_zeroed_masked_and_reported(tmp_path, layout, pass_name):
     passes = make_passes()
     passes[pass_name][0, 1, 2] = np.nan
@@ -424,7 +434,7 @@ def test_non_finite_values_are_zeroed_masked_and_reported(tmp_path, layout, pass
     assert frame.valid.sum() == H * (W - 1) - 3
     arrays = [frame.beauty, frame.albedo, frame.glossy_albedo, frame.normal, frame.depth, frame.motion]
     assert all(np.isfinite(a).all() for a in arrays)
-    if pass_name in ("beauty", "albedo", "glossy_albedo", "motion"):
+    if pass_name in ("beauty", "albedo", "motion"):
         array = getattr(frame, pass_name)
         assert array[0, 1, 2] == 0 and array[last, 4, 5] == 0 and array[0, 3, 0] == 0
 
