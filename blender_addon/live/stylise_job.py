@@ -172,6 +172,11 @@ def stylise_steps(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, frame
                                 "loading the model")
     remember_loaded(loaded)
     model_name = loaded["model"]["name"]
+    enabled = gbuffer_export.enabled_pass_names(scene, view_layer)
+    if lacking := [name for name in loaded["model"].get("passes", []) if name not in enabled]:
+        # before rendering: a scene set up by an earlier version has no glossy colour pass, say
+        raise BadInputError(f"the model {model_name} reads the passes {', '.join(lacking)}, which the view layer "
+                            "lacks: click Set up passes")
     original_frame = scene.frame_current
     outputs = []
     try:

@@ -159,6 +159,16 @@ def test_a_model_needing_passes_the_scene_lacks_offers_set_up(ready_scene, nodes
     assert nodes.installed_group(ready_scene) is None
 
 
+def test_a_preset_reading_a_pass_the_scene_lacks_is_refused_before_rendering(ready_scene, nodes):
+    """A scene set up by an earlier version has no glossy colour pass; toon reads it."""
+    ready_scene.stylepass.model = "toon"
+    bpy.context.view_layer.use_pass_glossy_color = False
+    with pytest.raises(RuntimeError, match="reads the passes glossy_albedo, which the view layer lacks: click Set up"):
+        bpy.ops.stylepass.stylise()
+    assert not list(Path(ready_scene.stylepass.output_dir).glob("frame_*.exr")), "nothing was rendered"
+    assert nodes.installed_group(ready_scene) is None
+
+
 def test_a_job_cancelled_midway_keeps_finished_frames_and_leaves_the_tree_as_it_was(ready_scene, nodes):
     job = importlib.import_module(f"{EXTENSION}.live.stylise_job")
     protocol = importlib.import_module(f"{EXTENSION}.contract.headless_protocol")
