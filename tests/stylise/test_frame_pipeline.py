@@ -179,6 +179,20 @@ def test_a_stop_during_a_model_run_records_the_frame_being_written(tmp_path: Pat
     assert summary.skipped == jobs[:2] and summary.stylised == jobs[2:]
 
 
+def interrupted_run(styliser: Styliser, jobs: list[FrameJob], out: Path, stopper: Callable[[], None],
+                    release_write: threading.Event) -> None:
+    """stylise_jobs while `stopper` (in a thread) sends signals; the run must end in KeyboardInterrupt.
+    `release_write` is set on the way out, whatever happens, so that no write stays stuck."""
+    thread = threading.Thread(target=stopper)
+    thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stylise_jobs(styliser, jobs, out)
+    finally:
+        release_write.set()
+        thread.join()
+
+
 def test_ctrl_c_while_waiting_for_a_write_records_both_frames_in_flight(tmp_path: Path, export: Path,
                                                                         monkeypatch) -> None:
     """Ctrl-C (or SIGTERM) that lands while the loop waits for frame 1's write: frame 1 and frame 2
@@ -206,14 +220,7 @@ def test_ctrl_c_while_waiting_for_a_write_records_both_frames_in_flight(tmp_path
     monkeypatch.setattr(stylise_module, "write_stylised", write)
     out = tmp_path / "out"
     jobs = frame_jobs(export, out)
-    stopper = threading.Thread(target=interrupt_then_release)
-    stopper.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            stylise_jobs(make_styliser(before_run=before_run), jobs, out)
-    finally:
-        release_write.set()
-        stopper.join()
+    interrupted_run(make_styliser(before_run=before_run), jobs, out, interrupt_then_release, release_write)
     assert claims_during_write == [False], "frame 1's claim was let go while its files were being written"
     assert [row["exr"] for row in rows(out)] == ["stylised_000001.exr", "stylised_000002.exr"]
     assert all(claim_is_free(out, job) for job in jobs)
@@ -241,14 +248,7 @@ def test_a_second_ctrl_c_stops_the_wait_for_a_stuck_write(tmp_path: Path, export
     monkeypatch.setattr(stylise_module, "write_stylised", write)
     out = tmp_path / "out"
     jobs = frame_jobs(export, out)
-    stopper = threading.Thread(target=interrupt_twice_then_release)
-    stopper.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            stylise_jobs(make_styliser(), jobs, out)
-    finally:
-        release_write.set()
-        stopper.join()
+    interrupted_run(make_styliser(), jobs, out, interrupt_twice_then_release, release_write)
     assert "stylised_000001.exr" not in [row["exr"] for row in rows(out)]
     assert all(claim_is_free(out, job) for job in jobs)
     assert not [t for t in threading.enumerate() if t.name.startswith("stylepass-")]
