@@ -13,8 +13,10 @@ quantize``):
 * ``loop_ms``: per frame in a sequence through :func:`~stylepass.core.inference.stylise.stylise_jobs`
   (read, model, write pipelined as ``stylepass stylise`` runs them), on synthetic exported
   frames: the median time between two frames' "stylised" reports of a :data:`LOOP_FRAMES`-frame
-  run, after a one-frame warm-up run (the first frame, which has no frame to overlap with, is
-  left out; a median, so that one slow frame on a shared machine does not skew it);
+  run, after a one-frame warm-up run. A frame is reported once its files are written, after the
+  next frame's model run, so each interval is one frame in the steady pipeline, except the last
+  (the last frame's write alone), which is left out; a median, so that one slow frame on a shared
+  machine does not skew it;
 * where the time goes, each stage alone (medians): ``read_ms`` (the export EXR and sidecar to
   arrays), ``prepare_ms`` (arrays to the runtime's inputs), ``model_ms`` (the runtime's call),
   ``finish_ms`` (clip and inverse tone map of the output), ``write_ms`` (EXR and PNG preview,
@@ -66,7 +68,7 @@ from .worker_timing import write_synthetic_export
 REFERENCE = {"what": "one 3x3 64->64-channel float32 convolution over a 960x540 frame in torch, channels_last, "
                      "all usable cores", "channels": 64, "size": "960x540"}
 CPU_SIZE = (1080, 1920)  # (H, W)
-LOOP_FRAMES = 6  # frames of the loop run: 5 intervals between their reports, of which the median counts
+LOOP_FRAMES = 6  # frames of the loop run: 4 steady intervals between their reports, of which the median counts
 UNITS_TARGET = 3.0  # issue 16: a 1080p frame in at most this many reference units
 INT8_MAX_DB_LOSS = 0.3  # int8 kept when its PSNR against the targets is within this of float32's
 PATHS = (("torch", "torch", "fp32"), ("onnx_fp32", "onnx", "fp32"), ("onnx_int8", "onnx", "int8"))
@@ -151,7 +153,8 @@ def time_paths(styliser: Styliser, sources: list[Path], out: Path, repeats: int)
 
     report_times(sources[:1], out / "warm_up")
     times = report_times(sources, out / "all")
-    loop_ms = 1000.0 * statistics.median(later - earlier for earlier, later in itertools.pairwise(times))
+    steady = itertools.pairwise(times[:-1])  # the last interval is the last frame's write alone
+    loop_ms = 1000.0 * statistics.median(later - earlier for earlier, later in steady)
 
     frame = read_frame(sources[0])
     read_ms = median_ms(lambda: read_frame(sources[0]), repeats, 0, torch.device("cpu"))
